@@ -1,0 +1,1 @@
+//! Criterion benchmarks; see `Cargo.toml` for the list.

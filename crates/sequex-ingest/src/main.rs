@@ -1,0 +1,3 @@
+//! `sequex-ingest`: exchange market data into the Sequex bus.
+
+fn main() {}

@@ -1,0 +1,47 @@
+//! Test support for the Sequex workspace: real processes, never mocks.
+//!
+//! # Layout
+//! - [`nats_server`]: a real `nats-server` child per test, on a free loopback port.
+//! - [`provision`]: applies the files in `configs/` to a server through the JetStream API,
+//!   as `nats stream add --config` / `nats consumer add --config` would.
+#![warn(missing_docs)]
+
+pub mod nats_server;
+pub mod provision;
+
+use std::path::{Path, PathBuf};
+
+pub use nats_server::NatsServer;
+pub use provision::{CONSUMER_FILES, STREAM_FILES, provision_all};
+
+/// Why test support could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The environment is missing something (the message says what and how to fix it).
+    #[error("{0}")]
+    Setup(String),
+    /// Local I/O failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Connecting to the test server failed.
+    #[error("connecting to nats-server: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    /// A JetStream API request failed or was refused.
+    #[error("{0}")]
+    Api(String),
+}
+
+/// The workspace root (where `configs/` lives).
+pub fn workspace_root() -> PathBuf {
+    // This crate sits at `<root>/crates/sequex-testkit`.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the crate is two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// The workspace's `configs/` folder.
+pub fn configs_dir() -> PathBuf {
+    workspace_root().join("configs")
+}

