@@ -26,6 +26,7 @@
 //! - [`symbol`]: [`Symbol`], the validated instrument name (one subject token).
 //! - [`subject`]: [`Stream`], [`Channel`], the concrete [`Subject`], the pre-built
 //!   [`SymbolSubjects`] and wildcard [`Filter`]s.
+//! - [`header`]: the message headers consumers can rely on.
 //! - [`consumer`]: the durable [`Consumer`]s shipped in `configs/`.
 //!
 //! # Features
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod consumer;
+pub mod header;
 pub mod subject;
 pub mod symbol;
 

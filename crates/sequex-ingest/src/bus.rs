@@ -1,0 +1,367 @@
+//! The NATS side: connecting (with retries at start), checking that TRADE exists and
+//! captures our subjects, watching the streams' health, and publishing without ever
+//! waiting.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::GetStreamErrorKind, stream::Info};
+use async_nats::message::OutboundMessage;
+use async_nats::{ConnectErrorKind, ConnectOptions};
+use futures::Sink;
+use metrics::gauge;
+use sequex_subjects::{Channel, Filter, Stream};
+use tokio_util::sync::CancellationToken;
+
+use crate::Health;
+use crate::config::Cli;
+use crate::telemetry::{DropReason, names};
+
+/// Why the bus cannot be used. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// A credentials or TLS file could not be read.
+    #[error("cannot read NATS credentials file {path}: {error}")]
+    Credentials {
+        /// The file.
+        path: String,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// The server refused us for a reason retrying will not fix.
+    #[error(
+        "NATS at {url} refused the connection ({error}); check --nats-creds, --nats-user/--nats-password, --nats-token, --nats-nkey and the TLS flags"
+    )]
+    Refused {
+        /// The server.
+        url: String,
+        /// What it said.
+        error: async_nats::ConnectError,
+    },
+    /// TRADE does not exist.
+    #[error(
+        "stream {stream} not found on {url}; create it with `nats stream add --config configs/stream_trade.json` (or pass --wait-for-streams 60s to wait for it)"
+    )]
+    StreamMissing {
+        /// The stream.
+        stream: Stream,
+        /// The server.
+        url: String,
+    },
+    /// TRADE exists but would not capture what we publish.
+    #[error(
+        "stream {stream} on {url} does not capture {missing}: its subjects are {subjects:?}; fix it with `nats stream edit {stream} --config configs/stream_trade.json`"
+    )]
+    StreamMisconfigured {
+        /// The stream.
+        stream: Stream,
+        /// The server.
+        url: String,
+        /// The filter that is not covered.
+        missing: String,
+        /// The stream's subjects.
+        subjects: Vec<String>,
+    },
+    /// JetStream is off on the server.
+    #[error(
+        "JetStream is not enabled on {url}; run nats-server with -js (see deploy/nats-server.conf)"
+    )]
+    NoJetStream {
+        /// The server.
+        url: String,
+    },
+}
+
+impl BusError {
+    /// Whether waiting (`--wait-for-streams`) may fix it.
+    fn may_appear(&self) -> bool {
+        matches!(
+            self,
+            BusError::StreamMissing { .. } | BusError::NoJetStream { .. }
+        )
+    }
+}
+
+/// Builds the connect options from the command line.
+async fn options(cli: &Cli, health: Arc<Health>) -> Result<ConnectOptions, BusError> {
+    let mut options = ConnectOptions::new()
+        .name("sequex-ingest")
+        .client_capacity(cli.publish_queue as usize)
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let health = health.clone();
+            async move { health.nats_event(event) }
+        });
+    if let Some(path) = &cli.nats_creds {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|error| BusError::Credentials {
+                path: path.display().to_string(),
+                error,
+            })?;
+    }
+    if let (Some(user), Some(password)) = (&cli.nats_user, &cli.nats_password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &cli.nats_token {
+        options = options.token(token.clone());
+    }
+    if let Some(seed) = &cli.nats_nkey {
+        options = options.nkey(seed.clone());
+    }
+    if let Some(ca) = &cli.nats_tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&cli.nats_tls_cert, &cli.nats_tls_key) {
+        options = options
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    Ok(options)
+}
+
+/// Connects, retrying with backoff while the server is unreachable. `None` if shutdown
+/// came first.
+pub async fn connect(
+    cli: &Cli,
+    health: Arc<Health>,
+    shutdown: &CancellationToken,
+) -> Result<Option<async_nats::Client>, BusError> {
+    let url = cli.nats_url();
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    for attempt in 1u64.. {
+        let options = options(cli, health.clone()).await?;
+        match options.connect(url.as_str()).await {
+            Ok(client) => {
+                tracing::info!(%url, attempt, "connected to NATS");
+                return Ok(Some(client));
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ConnectErrorKind::Authentication
+                        | ConnectErrorKind::AuthorizationViolation
+                        | ConnectErrorKind::Tls
+                        | ConnectErrorKind::ServerParse
+                ) =>
+            {
+                return Err(BusError::Refused { url, error });
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%url, attempt, %error, retry_in = ?delay, "NATS unreachable; not ready until it is");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(None),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    unreachable!("the attempt counter does not run out")
+}
+
+/// Checks that TRADE exists and captures both channels; with `wait`, retries until it
+/// does or the time is up. `None` if shutdown came first.
+pub async fn check_trade_stream(
+    js: &jetstream::Context,
+    url: &str,
+    wait: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> Result<Option<()>, BusError> {
+    let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+    loop {
+        let error = match trade_stream(js, url).await {
+            Ok(Some(info)) => return covers_our_subjects(&info, url).map(Some),
+            Ok(None) => BusError::StreamMissing {
+                stream: Stream::Trade,
+                url: url.to_string(),
+            },
+            Err(error) => error,
+        };
+        match deadline {
+            Some(deadline) if error.may_appear() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "waiting for the stream (--wait-for-streams)");
+            }
+            _ => return Err(error),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// TRADE's info, `None` if it does not exist. Timeouts are retried: JetStream may be
+/// busy or electing a leader.
+async fn trade_stream(js: &jetstream::Context, url: &str) -> Result<Option<Info>, BusError> {
+    let mut delay = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    loop {
+        match js.get_stream(Stream::Trade.name()).await {
+            Ok(mut stream) => return Ok(stream.info().await.ok().cloned()),
+            Err(e) => match e.kind() {
+                GetStreamErrorKind::JetStream(err)
+                    if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    return Ok(None);
+                }
+                GetStreamErrorKind::JetStream(err)
+                    if err.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED
+                        || err.error_code()
+                            == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
+                {
+                    return Err(BusError::NoJetStream {
+                        url: url.to_string(),
+                    });
+                }
+                _ if e.to_string().contains("no responders") => {
+                    return Err(BusError::NoJetStream {
+                        url: url.to_string(),
+                    });
+                }
+                _ => {
+                    let wait = delay.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?wait, "JetStream unavailable; retrying the stream check");
+                    tokio::time::sleep(wait).await;
+                }
+            },
+        }
+    }
+}
+
+fn covers_our_subjects(info: &Info, url: &str) -> Result<(), BusError> {
+    let subjects = &info.config.subjects;
+    for channel in Channel::ALL {
+        let needed = Filter::channel(Stream::Trade, channel);
+        let covered = subjects
+            .iter()
+            .any(|s| s == needed.as_str() || s == "TRADE.>" || s == ">");
+        if !covered {
+            return Err(BusError::StreamMisconfigured {
+                stream: Stream::Trade,
+                url: url.to_string(),
+                missing: needed.to_string(),
+                subjects: subjects.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Watches TRADE and RECORD every `interval` until shutdown: readiness follows TRADE's
+/// presence; RECORD's absence or sourcing lag is logged and exported.
+pub async fn watch_streams(
+    js: jetstream::Context,
+    health: Arc<Health>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    let mut present = [true, true];
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        for (i, stream) in Stream::ALL.into_iter().enumerate() {
+            let info = match js.get_stream(stream.name()).await {
+                Ok(mut s) => s.info().await.ok().cloned(),
+                Err(_) => None,
+            };
+            let now_present = info.is_some();
+            gauge!(names::STREAM_PRESENT, "stream" => stream.name())
+                .set(f64::from(u8::from(now_present)));
+            if stream == Stream::Trade {
+                health.set_trade_stream(now_present);
+            }
+            if now_present != present[i] {
+                if now_present {
+                    tracing::info!(%stream, "stream is back");
+                } else if stream == Stream::Trade {
+                    tracing::error!(%stream, "stream missing: messages published now are not stored; recreate it with `nats stream add --config configs/stream_trade.json`");
+                } else {
+                    tracing::error!(%stream, "stream missing: nothing is being recorded; recreate it with `nats stream add --config configs/stream_record.json`");
+                }
+                present[i] = now_present;
+            }
+            if let Some(source) = info.as_ref().and_then(|i| i.sources.first()) {
+                gauge!(names::STREAM_SOURCE_LAG, "stream" => stream.name()).set(source.lag as f64);
+            }
+        }
+    }
+}
+
+/// Hands messages to the NATS client without waiting: the client's bounded command
+/// queue (`--publish-queue`) is the buffer, and a full queue drops the new message.
+#[derive(Debug)]
+pub struct Publisher {
+    client: async_nats::Client,
+}
+
+impl Publisher {
+    /// A publisher on its own clone of `client` (each clone has its own queue slot state).
+    pub fn new(client: async_nats::Client) -> Self {
+        Publisher { client }
+    }
+
+    /// Queues `message` if there is room now; never waits.
+    pub fn try_publish(&mut self, message: OutboundMessage) -> Result<(), DropReason> {
+        // A no-op waker: if the queue is full we do not want to be woken, we drop.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut client = Pin::new(&mut self.client);
+        match client.as_mut().poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => client.start_send(message).map_err(|e| {
+                if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
+                    DropReason::Rejected
+                } else {
+                    DropReason::NatsClosed
+                }
+            }),
+            Poll::Ready(Err(_)) => Err(DropReason::NatsClosed),
+            Poll::Pending => Err(DropReason::QueueFull),
+        }
+    }
+
+    /// Waits until everything queued so far is written to the server, or `timeout`.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.client.flush()).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    /// Starts at `base`, doubles up to `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Backoff {
+            base,
+            max,
+            current: base,
+        }
+    }
+
+    /// The next delay: uniformly random in [current/2, current], then doubles.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let half = ceiling / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+
+    /// Back to `base`, after a success.
+    pub fn reset(&mut self) {
+        self.current = self.base;
+    }
+}

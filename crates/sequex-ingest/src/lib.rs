@@ -1,0 +1,252 @@
+//! `sequex-ingest`: exchange market-data websockets into the Sequex NATS JetStream bus.
+//!
+//! Every trade and depth event is published, fire-and-forget, to `TRADE.trade.<SYMBOL>` or
+//! `TRADE.depth.<SYMBOL>` with its payload sliced, byte for byte, out of the websocket
+//! frame. Everything runs on one thread: on these machines cross-thread wake-ups cost more
+//! than the work itself.
+//!
+//! # Layout
+//! - [`config`]: the command line.
+//! - [`venue`]: how to reach an exchange and read its frames ([`venue::binance`]).
+//! - [`route`]: frames become NATS messages: subject, payload slice, headers, gaps.
+//! - [`feed`]: one websocket connection, kept alive.
+//! - [`bus`]: the NATS side: connect, stream checks, non-blocking publish.
+//! - [`telemetry`]: every metric and data log line; [`health`] and [`http`]: probes.
+
+pub mod bus;
+pub mod config;
+pub mod feed;
+pub mod health;
+pub mod http;
+pub mod route;
+pub mod telemetry;
+pub mod venue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Cli;
+pub use health::Health;
+
+use crate::bus::{BusError, Publisher};
+use crate::feed::{ConnectLimiter, Feed};
+use crate::route::{Router, StreamSpec};
+use crate::telemetry::FeedTelemetry;
+use crate::venue::binance::BinanceSpot;
+use crate::venue::{Venue, VenueId};
+
+/// How long shutdown may spend flushing what is queued for NATS.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often TRADE and RECORD are checked after start.
+const STREAM_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bus is unusable (missing stream, refused credentials...).
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// `--metrics-addr` cannot be bound.
+    #[error("cannot listen on --metrics-addr {addr}: {error}")]
+    MetricsAddr {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// The metrics recorder could not be installed.
+    #[error("cannot install the metrics recorder: {0}")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+impl Error {
+    /// 2 for what the operator must fix (configuration, streams), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Bus(_) | Error::MetricsAddr { .. } => 2,
+            Error::Metrics(_) | Error::Signals(_) => 1,
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(cancel_on_signal(shutdown.clone()).await?);
+
+    let metrics = telemetry::install_recorder()?;
+    let health = Arc::new(Health::default());
+    let listener =
+        TcpListener::bind(cli.metrics_addr)
+            .await
+            .map_err(|error| Error::MetricsAddr {
+                addr: cli.metrics_addr,
+                error,
+            })?;
+    tracing::info!(addr = %cli.metrics_addr, "serving /metrics, /healthz, /readyz");
+    tasks.spawn(http::serve(
+        listener,
+        metrics.clone(),
+        health.clone(),
+        shutdown.clone(),
+        tasks.clone(),
+    ));
+    tasks.spawn(upkeep(metrics, shutdown.clone()));
+
+    let result = ingest(&cli, &health, &shutdown, &tasks).await;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result
+}
+
+async fn ingest(
+    cli: &Cli,
+    health: &Arc<Health>,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<(), Error> {
+    let Some(client) = bus::connect(cli, health.clone(), shutdown).await? else {
+        return Ok(());
+    };
+    health.set_nats_connected(true);
+    let js = jetstream::new(client.clone());
+    let url = cli.nats_url();
+    if cli.skip_stream_check {
+        tracing::warn!(
+            "--skip-stream-check: publishing without checking for TRADE (benchmarks only)"
+        );
+        health.set_trade_stream(true);
+    } else {
+        if bus::check_trade_stream(&js, &url, cli.wait_for_streams, shutdown)
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        tracing::info!(%url, "stream TRADE present and capturing TRADE.trade.> and TRADE.depth.>");
+        health.set_trade_stream(true);
+        tasks.spawn(bus::watch_streams(
+            js,
+            health.clone(),
+            STREAM_WATCH_INTERVAL,
+            shutdown.clone(),
+        ));
+    }
+
+    let feeds = TaskTracker::new();
+    match cli.venue {
+        VenueId::BinanceSpot => start_feeds::<BinanceSpot>(cli, &client, health, shutdown, &feeds),
+    }
+    feeds.close();
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: closing websockets, then flushing NATS");
+    feeds.wait().await;
+    if Publisher::new(client).flush(FLUSH_TIMEOUT).await {
+        tracing::info!("flushed; bye");
+    } else {
+        tracing::error!(
+            "could not flush to NATS within {FLUSH_TIMEOUT:?}; queued messages are lost"
+        );
+    }
+    Ok(())
+}
+
+/// Splits the streams over connections and starts one feed per connection.
+fn start_feeds<V: Venue>(
+    cli: &Cli,
+    client: &async_nats::Client,
+    health: &Arc<Health>,
+    shutdown: &CancellationToken,
+    feeds: &TaskTracker,
+) {
+    let mut specs: Vec<StreamSpec> = Vec::new();
+    for symbol in &cli.symbols {
+        for &channel in &cli.channels {
+            let spec = StreamSpec {
+                symbol: symbol.clone(),
+                channel,
+            };
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+    }
+    let per_connection = cli
+        .streams_per_connection
+        .map_or(V::MAX_STREAMS_PER_CONNECTION, |n| n as usize)
+        .min(V::MAX_STREAMS_PER_CONNECTION);
+    let base = cli.ws_url.as_deref().unwrap_or(V::DEFAULT_URL);
+    let limiter = Arc::new(ConnectLimiter::new(
+        V::CONNECTS_PER_WINDOW,
+        V::CONNECT_WINDOW,
+    ));
+    let chunks: Vec<&[StreamSpec]> = specs.chunks(per_connection).collect();
+    health.expect_feeds(chunks.len());
+    tracing::info!(
+        venue = V::ID,
+        streams = specs.len(),
+        connections = chunks.len(),
+        headers = !cli.no_headers,
+        "starting feeds"
+    );
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let names: Vec<String> = chunk
+            .iter()
+            .map(|s| V::stream_name(&s.symbol, s.channel, cli.depth_speed))
+            .collect();
+        let feed = Feed::<V> {
+            url: V::connect_url(base, &names),
+            router: Router::new(chunk, cli.depth_speed, !cli.no_headers),
+            publisher: Publisher::new(client.clone()),
+            telemetry: FeedTelemetry::new(V::ID, i),
+            health: health.clone(),
+            limiter: limiter.clone(),
+            stale_after: cli.stale_after,
+            max_frame_bytes: cli.max_frame_bytes,
+        };
+        feeds.spawn(feed.run(shutdown.clone()));
+    }
+}
+
+/// Installs the handlers now (so that a signal during start-up is not missed) and
+/// returns the task that cancels `shutdown` on SIGTERM or SIGINT.
+async fn cancel_on_signal(
+    shutdown: CancellationToken,
+) -> Result<impl std::future::Future<Output = ()>, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    Ok(async move {
+        let name = tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+        shutdown.cancel();
+    })
+}
+
+/// Keeps the recorder's histograms drained.
+async fn upkeep(
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => metrics.run_upkeep(),
+        }
+    }
+}

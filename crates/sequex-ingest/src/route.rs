@@ -1,0 +1,256 @@
+//! Frames become NATS messages: classify, look up the stream's pre-built route, check
+//! sequence continuity, slice the payload out of the frame and attach headers.
+//!
+//! Synchronous and I/O-free, so that it is benchmarked exactly as it runs.
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use async_nats::header::HeaderName;
+use async_nats::message::OutboundMessage;
+use async_nats::{HeaderMap, HeaderValue};
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+use sequex_subjects::{Channel, Symbol, SymbolSubjects, header};
+
+use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
+
+const MSG_ID: HeaderName = HeaderName::from_static(header::MSG_ID);
+const EVENT_TIME_NS: HeaderName = HeaderName::from_static(header::EVENT_TIME_NS);
+const RECEIVE_TIME_NS: HeaderName = HeaderName::from_static(header::RECEIVE_TIME_NS);
+const FIRST_UPDATE_ID: HeaderName = HeaderName::from_static(header::FIRST_UPDATE_ID);
+const FINAL_UPDATE_ID: HeaderName = HeaderName::from_static(header::FINAL_UPDATE_ID);
+const GAP: HeaderName = HeaderName::from_static(header::GAP);
+
+/// One subscribed venue stream: a symbol on a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamSpec {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The channel.
+    pub channel: Channel,
+}
+
+#[derive(Debug)]
+struct Route {
+    spec: StreamSpec,
+    subject: async_nats::Subject,
+    msg_id_prefix: String,
+    last_id: Option<u64>,
+}
+
+/// What a frame turned into.
+#[derive(Debug)]
+pub enum Routed {
+    /// A message to publish.
+    Message(RoutedMessage),
+    /// The venue announced that it will close the connection.
+    ServerShutdown,
+    /// Nothing to forward (a control reply).
+    Ignored,
+}
+
+/// A message ready for NATS, with what telemetry needs to know about it.
+#[derive(Debug)]
+pub struct RoutedMessage {
+    /// The message.
+    pub message: OutboundMessage,
+    /// Its channel.
+    pub channel: Channel,
+    /// The exchange event time, ms.
+    pub event_time_ms: u64,
+    /// The ids missing before it, if any, and the symbol they belong to.
+    pub gap: Option<(Symbol, Range<u64>)>,
+}
+
+/// The routing table of one connection: its streams' subjects and sequence state.
+#[derive(Debug)]
+pub struct Router<V> {
+    index: FxHashMap<Box<[u8]>, usize>,
+    routes: Vec<Route>,
+    headers: bool,
+    venue: PhantomData<V>,
+}
+
+impl<V: Venue> Router<V> {
+    /// Builds the routes of `streams`; `headers` turns the per-message headers on.
+    pub fn new(streams: &[StreamSpec], depth: DepthSpeed, headers: bool) -> Self {
+        let mut index = FxHashMap::default();
+        let routes = streams
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let name = V::stream_name(&spec.symbol, spec.channel, depth);
+                index.insert(name.into_bytes().into_boxed_slice(), i);
+                Route {
+                    subject: SymbolSubjects::new(&spec.symbol)
+                        .live(spec.channel)
+                        .clone()
+                        .into(),
+                    msg_id_prefix: header::message_id_prefix(V::ID, spec.channel, &spec.symbol),
+                    spec: spec.clone(),
+                    last_id: None,
+                }
+            })
+            .collect();
+        Router {
+            index,
+            routes,
+            headers,
+            venue: PhantomData,
+        }
+    }
+
+    /// Turns one text frame into a message. `received_ns` is the local receive time.
+    pub fn route(&mut self, frame: &Bytes, received_ns: u64) -> Result<Routed, FrameError> {
+        let (stream, payload) = match V::classify(frame)? {
+            Frame::Data { stream, payload } => (stream, payload),
+            Frame::ServerShutdown => return Ok(Routed::ServerShutdown),
+            Frame::ControlReply => return Ok(Routed::Ignored),
+        };
+        let &i = self.index.get(stream).ok_or(FrameError::UnknownStream)?;
+        let route = &mut self.routes[i];
+        let fields = V::fields(route.spec.channel, &frame[payload.clone()])?;
+        let gap = route.last_id.and_then(|last| V::gap(last, fields.ids));
+        if route.last_id.is_none_or(|last| fields.ids.last() > last) {
+            route.last_id = Some(fields.ids.last());
+        }
+        let headers = self
+            .headers
+            .then(|| headers(route, &fields, received_ns, gap.as_ref()));
+        Ok(Routed::Message(RoutedMessage {
+            message: OutboundMessage {
+                subject: route.subject.clone(),
+                payload: frame.slice(payload),
+                reply: None,
+                headers,
+            },
+            channel: route.spec.channel,
+            event_time_ms: fields.event_time_ms,
+            gap: gap.map(|g| (route.spec.symbol.clone(), g)),
+        }))
+    }
+
+    /// Forgets the sequence state, for a fresh start of every stream.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
+        self.routes.iter().map(|r| &r.spec)
+    }
+}
+
+fn headers(
+    route: &Route,
+    fields: &Fields,
+    received_ns: u64,
+    gap: Option<&Range<u64>>,
+) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    map.insert(
+        MSG_ID,
+        header::message_id(&route.msg_id_prefix, fields.ids.last()).as_str(),
+    );
+    map.insert(
+        EVENT_TIME_NS,
+        HeaderValue::from(fields.event_time_ms.saturating_mul(1_000_000)),
+    );
+    map.insert(RECEIVE_TIME_NS, HeaderValue::from(received_ns));
+    if let Ids::Depth { first, last } = fields.ids {
+        map.insert(FIRST_UPDATE_ID, HeaderValue::from(first));
+        map.insert(FINAL_UPDATE_ID, HeaderValue::from(last));
+    }
+    if let Some(gap) = gap {
+        map.insert(GAP, format!("{}-{}", gap.start, gap.end - 1).as_str());
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::venue::binance::BinanceSpot;
+
+    fn router(headers: bool) -> Router<BinanceSpot> {
+        let btc = Symbol::from_static("BTCUSDT");
+        let specs = Channel::ALL.map(|channel| StreamSpec {
+            symbol: btc.clone(),
+            channel,
+        });
+        Router::new(&specs, DepthSpeed::Ms100, headers)
+    }
+
+    fn trade(id: u64) -> Bytes {
+        Bytes::from(format!(
+            r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":{id},"p":"1","q":"2","T":1,"m":true,"M":true}}}}"#
+        ))
+    }
+
+    fn message(routed: Result<Routed, FrameError>) -> RoutedMessage {
+        match routed {
+            Ok(Routed::Message(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn routes_payload_slice_to_prebuilt_subject_with_headers() {
+        let mut router = router(true);
+        let frame = trade(7);
+        let m = message(router.route(&frame, 42));
+        assert_eq!(m.message.subject.as_str(), "TRADE.trade.BTCUSDT");
+        assert_eq!(&m.message.payload[..], &frame[33..frame.len() - 1]);
+        assert!(m.message.payload.starts_with(b"{\"e\":\"trade\""));
+        let h = m.message.headers.unwrap();
+        assert_eq!(
+            h.get(header::MSG_ID).unwrap().as_str(),
+            "binance-spot:trade:BTCUSDT:7"
+        );
+        assert_eq!(
+            h.get(header::EVENT_TIME_NS).unwrap().as_str(),
+            "1723161255343000000"
+        );
+        assert_eq!(h.get(header::RECEIVE_TIME_NS).unwrap().as_str(), "42");
+        assert!(h.get(header::GAP).is_none());
+    }
+
+    #[test]
+    fn flags_the_first_message_after_a_gap() {
+        let mut router = router(true);
+        message(router.route(&trade(7), 0));
+        let m = message(router.route(&trade(10), 0));
+        assert_eq!(m.gap, Some((Symbol::from_static("BTCUSDT"), 8..10)));
+        assert_eq!(
+            m.message
+                .headers
+                .unwrap()
+                .get(header::GAP)
+                .unwrap()
+                .as_str(),
+            "8-9"
+        );
+        assert!(message(router.route(&trade(11), 0)).gap.is_none());
+        // A repeat is not a gap, and does not move the sequence back.
+        assert!(message(router.route(&trade(11), 0)).gap.is_none());
+        assert!(message(router.route(&trade(12), 0)).gap.is_none());
+    }
+
+    #[test]
+    fn headers_can_be_turned_off() {
+        let mut router = router(false);
+        assert!(
+            message(router.route(&trade(7), 0))
+                .message
+                .headers
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn unknown_streams_are_errors() {
+        let mut router = router(false);
+        let frame =
+            Bytes::from_static(br#"{"stream":"ethusdt@trade","data":{"e":"trade","E":1,"t":1}}"#);
+        assert_eq!(
+            router.route(&frame, 0).unwrap_err(),
+            FrameError::UnknownStream
+        );
+    }
+}

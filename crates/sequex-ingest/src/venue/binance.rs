@@ -1,0 +1,309 @@
+//! Binance spot market streams.
+//!
+//! Reference: <https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams>
+//! - combined streams at `/stream?streams=a/b/c`, each event wrapped as
+//!   `{"stream":"<name>","data":<event>}`;
+//! - at most 1024 streams per connection, 300 connections per 5 minutes per IP, 5 incoming
+//!   messages per second (we send only pongs and a close);
+//! - a ping every 20 s, disconnection after a minute without a pong;
+//! - connections live 24 hours; a `serverShutdown` event announces an early close.
+
+use std::time::Duration;
+
+use memchr::memmem;
+use sequex_subjects::{Channel, Symbol};
+
+use super::json::{self, ScanError};
+use super::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
+
+/// Wire constants of the JSON streams.
+mod wire {
+    /// How every combined-stream frame starts.
+    pub(super) const ENVELOPE_PREFIX: &[u8] = br#"{"stream":""#;
+    /// What follows the stream name.
+    pub(super) const DATA_KEY: &[u8] = br#","data":"#;
+    /// Event type key.
+    pub(super) const EVENT_TYPE: &[u8] = b"e";
+    /// Event type values, quoted as they appear.
+    pub(super) const EVENT_TRADE: &[u8] = br#""trade""#;
+    pub(super) const EVENT_DEPTH: &[u8] = br#""depthUpdate""#;
+    pub(super) const EVENT_SERVER_SHUTDOWN: &[u8] = b"\"serverShutdown\"";
+    /// Event time (ms), trade id, first and final update ids.
+    pub(super) const EVENT_TIME: &[u8] = b"E";
+    pub(super) const TRADE_ID: &[u8] = b"t";
+    pub(super) const FIRST_UPDATE_ID: &[u8] = b"U";
+    pub(super) const FINAL_UPDATE_ID: &[u8] = b"u";
+    /// A control reply: `{"result":null,"id":1}`.
+    pub(super) const RESULT_PREFIX: &[u8] = br#"{"result""#;
+    /// Stream name suffixes.
+    pub(super) const TRADE_SUFFIX: &str = "@trade";
+    pub(super) const DEPTH_100MS_SUFFIX: &str = "@depth@100ms";
+    pub(super) const DEPTH_1000MS_SUFFIX: &str = "@depth";
+}
+
+/// Binance spot.
+#[derive(Debug)]
+pub struct BinanceSpot;
+
+impl Venue for BinanceSpot {
+    const ID: &'static str = "binance-spot";
+    const DEFAULT_URL: &'static str = "wss://stream.binance.com:9443";
+    const MAX_STREAMS_PER_CONNECTION: usize = 1024;
+    const CONNECTS_PER_WINDOW: usize = 300;
+    const CONNECT_WINDOW: Duration = Duration::from_secs(5 * 60);
+    const CONNECTION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+    fn stream_name(symbol: &Symbol, channel: Channel, depth: DepthSpeed) -> String {
+        let suffix = match (channel, depth) {
+            (Channel::Trade, _) => wire::TRADE_SUFFIX,
+            (Channel::Depth, DepthSpeed::Ms100) => wire::DEPTH_100MS_SUFFIX,
+            (Channel::Depth, DepthSpeed::Ms1000) => wire::DEPTH_1000MS_SUFFIX,
+        };
+        format!("{}{suffix}", symbol.as_str().to_ascii_lowercase())
+    }
+
+    fn connect_url(base: &str, streams: &[String]) -> String {
+        format!(
+            "{}/stream?streams={}",
+            base.trim_end_matches('/'),
+            streams.join("/")
+        )
+    }
+
+    fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
+        let Some(rest) = frame.strip_prefix(wire::ENVELOPE_PREFIX) else {
+            return classify_other(frame);
+        };
+        // Stream names are lower-case ASCII with `@`: no escapes to worry about.
+        let name_len = memchr::memchr(b'"', rest).ok_or(FrameError::Truncated)?;
+        let stream = &rest[..name_len];
+        let data = rest[name_len + 1..]
+            .strip_prefix(wire::DATA_KEY)
+            .ok_or(FrameError::Malformed("no \"data\" after \"stream\""))?;
+        let start = frame.len() - data.len();
+        // The envelope closes right after the event object: `...}}`.
+        let end = frame.trim_ascii_end().len();
+        if end < start + 3 || frame[end - 1] != b'}' || frame[end - 2] != b'}' {
+            return Err(FrameError::Truncated);
+        }
+        if frame[start] != b'{' {
+            return Err(FrameError::Malformed("\"data\" is not an object"));
+        }
+        Ok(Frame::Data {
+            stream,
+            payload: start..end - 1,
+        })
+    }
+
+    fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
+        let number = |value: Option<&[u8]>, name| {
+            value
+                .and_then(json::parse_u64)
+                .ok_or(FrameError::BadField(name))
+        };
+        match channel {
+            Channel::Trade => {
+                let [e, time, id] = json::members(
+                    payload,
+                    [wire::EVENT_TYPE, wire::EVENT_TIME, wire::TRADE_ID],
+                )
+                .map_err(scan_error)?;
+                if e != Some(wire::EVENT_TRADE) {
+                    return Err(FrameError::UnexpectedEvent);
+                }
+                Ok(Fields {
+                    ids: Ids::Trade {
+                        id: number(id, "t")?,
+                    },
+                    event_time_ms: number(time, "E")?,
+                })
+            }
+            Channel::Depth => {
+                let [e, time, first, last] = json::members(
+                    payload,
+                    [
+                        wire::EVENT_TYPE,
+                        wire::EVENT_TIME,
+                        wire::FIRST_UPDATE_ID,
+                        wire::FINAL_UPDATE_ID,
+                    ],
+                )
+                .map_err(scan_error)?;
+                if e != Some(wire::EVENT_DEPTH) {
+                    return Err(FrameError::UnexpectedEvent);
+                }
+                Ok(Fields {
+                    ids: Ids::Depth {
+                        first: number(first, "U")?,
+                        last: number(last, "u")?,
+                    },
+                    event_time_ms: number(time, "E")?,
+                })
+            }
+        }
+    }
+}
+
+/// Frames outside the envelope: control replies and the shutdown notice (which Binance
+/// may send bare or wrapped; both are recognised).
+fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
+    if memmem::find(frame, wire::EVENT_SERVER_SHUTDOWN).is_some() {
+        return Ok(Frame::ServerShutdown);
+    }
+    if frame.starts_with(wire::RESULT_PREFIX) {
+        return Ok(Frame::ControlReply);
+    }
+    if wire::ENVELOPE_PREFIX.starts_with(frame) {
+        return Err(FrameError::Truncated);
+    }
+    Err(FrameError::Malformed("not a combined-stream envelope"))
+}
+
+fn scan_error(e: ScanError) -> FrameError {
+    match e {
+        ScanError::Truncated => FrameError::Truncated,
+        ScanError::Unexpected => FrameError::Malformed("invalid JSON in the event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Real frames from the 2024-08-08 capture (shared/fixtures/binance).
+    const TRADE: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}"#;
+    const DEPTH: &str = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255308,"s":"BTCUSDT","U":50093239203,"u":50093239207,"b":[["55653.87000000","0.00000000"]],"a":[["61838.04000000","0.32332000"],["61844.30000000","0.40163000"]]}}"#;
+
+    fn data(frame: &str) -> (&[u8], &[u8]) {
+        match BinanceSpot::classify(frame.as_bytes()) {
+            Ok(Frame::Data { stream, payload }) => (stream, &frame.as_bytes()[payload]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tc0_spot_trade() {
+        let (stream, payload) = data(TRADE);
+        assert_eq!(stream, b"btcusdt@trade");
+        assert!(payload.starts_with(br#"{"e":"trade""#) && payload.ends_with(br#""M":true}"#));
+        assert_eq!(
+            BinanceSpot::fields(Channel::Trade, payload),
+            Ok(Fields {
+                ids: Ids::Trade { id: 3735683259 },
+                event_time_ms: 1723161255343
+            })
+        );
+    }
+
+    #[test]
+    fn tc1_spot_depth() {
+        let (stream, payload) = data(DEPTH);
+        assert_eq!(stream, b"btcusdt@depth@100ms");
+        assert_eq!(
+            BinanceSpot::fields(Channel::Depth, payload),
+            Ok(Fields {
+                ids: Ids::Depth {
+                    first: 50093239203,
+                    last: 50093239207
+                },
+                event_time_ms: 1723161255308
+            })
+        );
+    }
+
+    #[test]
+    fn tc2_bad_frames() {
+        // TC: (frame, error)
+        let truncated = &TRADE[..TRADE.len() - 20];
+        let cases: &[(&str, FrameError)] = &[
+            (truncated, FrameError::Truncated),
+            (&TRADE[..TRADE.len() - 1], FrameError::Truncated),
+            (r#"{"stream":"#, FrameError::Truncated),
+            (
+                r#"{"stream":"btcusdt@trade""#,
+                FrameError::Malformed("no \"data\" after \"stream\""),
+            ),
+            (
+                r#"{"stream":"x","data":[1]}}"#,
+                FrameError::Malformed("\"data\" is not an object"),
+            ),
+            (
+                "hello",
+                FrameError::Malformed("not a combined-stream envelope"),
+            ),
+            ("", FrameError::Truncated),
+        ];
+        for (frame, err) in cases {
+            assert_eq!(
+                BinanceSpot::classify(frame.as_bytes()),
+                Err(*err),
+                "{frame}"
+            );
+        }
+        let (_, payload) = data(TRADE);
+        assert_eq!(
+            BinanceSpot::fields(Channel::Depth, payload),
+            Err(FrameError::UnexpectedEvent)
+        );
+        let no_id = br#"{"e":"trade","E":1,"s":"X","t":"12"}"#;
+        assert_eq!(
+            BinanceSpot::fields(Channel::Trade, no_id),
+            Err(FrameError::BadField("t"))
+        );
+    }
+
+    #[test]
+    fn tc3_control_frames() {
+        assert_eq!(
+            BinanceSpot::classify(br#"{"result":null,"id":1}"#),
+            Ok(Frame::ControlReply)
+        );
+        assert_eq!(
+            BinanceSpot::classify(br#"{"e":"serverShutdown","E":1723161255343}"#),
+            Ok(Frame::ServerShutdown)
+        );
+    }
+
+    #[test]
+    fn stream_names_and_url() {
+        let btc = Symbol::from_static("BTCUSDT");
+        let trade = BinanceSpot::stream_name(&btc, Channel::Trade, DepthSpeed::Ms100);
+        let depth = BinanceSpot::stream_name(&btc, Channel::Depth, DepthSpeed::Ms100);
+        let slow = BinanceSpot::stream_name(&btc, Channel::Depth, DepthSpeed::Ms1000);
+        assert_eq!(
+            (trade.as_str(), depth.as_str(), slow.as_str()),
+            ("btcusdt@trade", "btcusdt@depth@100ms", "btcusdt@depth")
+        );
+        assert_eq!(
+            BinanceSpot::connect_url("ws://127.0.0.1:9/", &[trade, depth]),
+            "ws://127.0.0.1:9/stream?streams=btcusdt@trade/btcusdt@depth@100ms"
+        );
+    }
+
+    #[test]
+    fn continuity_rule() {
+        assert_eq!(BinanceSpot::gap(10, Ids::Trade { id: 11 }), None);
+        assert_eq!(BinanceSpot::gap(10, Ids::Trade { id: 14 }), Some(11..14));
+        assert_eq!(BinanceSpot::gap(10, Ids::Trade { id: 9 }), None);
+        assert_eq!(
+            BinanceSpot::gap(
+                10,
+                Ids::Depth {
+                    first: 11,
+                    last: 20
+                }
+            ),
+            None
+        );
+        assert_eq!(
+            BinanceSpot::gap(
+                10,
+                Ids::Depth {
+                    first: 12,
+                    last: 20
+                }
+            ),
+            Some(11..12)
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Just enough JSON to route a frame: the raw text of a few top-level members of an
+//! object, read in one forward pass that stops as soon as they are found.
+//!
+//! Why not a JSON parser: the payload is forwarded byte for byte, so nothing needs to be
+//! decoded, and exchanges put the routing fields (`e`, `E`, `t`, `U`, `u`) before the bulky
+//! arrays. Stopping early keeps classification in the tens of nanoseconds whatever the size
+//! of the depth arrays (see `benches/classify.rs` for the parser alternatives).
+
+use memchr::memchr2;
+
+/// Why a scan failed; every variant means the bytes are not a well-formed JSON object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanError {
+    /// The input ended inside the object.
+    Truncated,
+    /// A byte that cannot stand where it is.
+    Unexpected,
+}
+
+/// Returns the raw text of the top-level members `keys` of the object `obj` (which must
+/// start with `{`), exactly as written (strings with their quotes). A key that is absent
+/// is `None`. Members after the last wanted one are not read.
+pub(crate) fn members<'a, const N: usize>(
+    obj: &'a [u8],
+    keys: [&[u8]; N],
+) -> Result<[Option<&'a [u8]>; N], ScanError> {
+    let mut found = [None; N];
+    let mut missing = N;
+    let mut pos = expect(obj, skip_ws(obj, 0), b'{')?;
+    pos = skip_ws(obj, pos);
+    if obj.get(pos) == Some(&b'}') {
+        return Ok(found);
+    }
+    loop {
+        pos = expect(obj, pos, b'"')?;
+        let key_end = string_end(obj, pos)?;
+        let key = &obj[pos..key_end];
+        pos = skip_ws(obj, key_end + 1);
+        pos = skip_ws(obj, expect(obj, pos, b':')?);
+        let (value, next) = value(obj, pos)?;
+        if let Some(i) = keys.iter().position(|k| *k == key)
+            && found[i].is_none()
+        {
+            found[i] = Some(value);
+            missing -= 1;
+            if missing == 0 {
+                return Ok(found);
+            }
+        }
+        pos = skip_ws(obj, next);
+        match obj.get(pos) {
+            Some(b',') => pos = skip_ws(obj, pos + 1),
+            Some(b'}') => return Ok(found),
+            Some(_) => return Err(ScanError::Unexpected),
+            None => return Err(ScanError::Truncated),
+        }
+    }
+}
+
+/// Parses an unsigned decimal integer written without sign, fraction or exponent.
+pub(crate) fn parse_u64(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 {
+        return None;
+    }
+    text.iter().try_fold(0u64, |acc, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
+fn expect(buf: &[u8], pos: usize, byte: u8) -> Result<usize, ScanError> {
+    match buf.get(pos) {
+        Some(b) if *b == byte => Ok(pos + 1),
+        Some(_) => Err(ScanError::Unexpected),
+        None => Err(ScanError::Truncated),
+    }
+}
+
+fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\r' | b'\n') = buf.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// `start` is just past an opening quote; returns the index of the closing quote.
+fn string_end(buf: &[u8], start: usize) -> Result<usize, ScanError> {
+    let mut pos = start;
+    loop {
+        match memchr2(b'"', b'\\', &buf[pos..]) {
+            Some(i) if buf[pos + i] == b'"' => return Ok(pos + i),
+            // An escape: skip the backslash and the escaped byte.
+            Some(i) => pos += i + 2,
+            None => return Err(ScanError::Truncated),
+        }
+        if pos > buf.len() {
+            return Err(ScanError::Truncated);
+        }
+    }
+}
+
+/// Returns the value starting at `pos` (strings with their quotes) and the index after it.
+fn value(buf: &[u8], pos: usize) -> Result<(&[u8], usize), ScanError> {
+    match buf.get(pos) {
+        None => Err(ScanError::Truncated),
+        Some(b'"') => {
+            let end = string_end(buf, pos + 1)?;
+            Ok((&buf[pos..=end], end + 1))
+        }
+        Some(b'{' | b'[') => {
+            let end = container_end(buf, pos)?;
+            Ok((&buf[pos..end], end))
+        }
+        Some(b',' | b'}' | b']' | b':') => Err(ScanError::Unexpected),
+        // A number, `true`, `false` or `null`; the caller checks what follows it.
+        Some(_) => {
+            let len = buf[pos..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+                .ok_or(ScanError::Truncated)?;
+            if len == 0 {
+                return Err(ScanError::Unexpected);
+            }
+            Ok((&buf[pos..pos + len], pos + len))
+        }
+    }
+}
+
+/// `pos` is at `{` or `[`; returns the index just past its matching close.
+fn container_end(buf: &[u8], mut pos: usize) -> Result<usize, ScanError> {
+    let mut depth = 0usize;
+    while let Some(&b) = buf.get(pos) {
+        match b {
+            b'"' => pos = string_end(buf, pos + 1)?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(pos + 1);
+                }
+            }
+            _ => {}
+        }
+        pos += 1;
+    }
+    Err(ScanError::Truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_members_and_stops_early() {
+        let obj = br#"{"e":"depthUpdate","E":1723161255208,"s":"BTCUSDT","U":50093239189,"u":50093239202,"b":[["1","2"]],"a":[]}"#;
+        let [e, big_e, u] = members(obj, [b"e", b"E", b"u"]).unwrap();
+        assert_eq!(e, Some(&br#""depthUpdate""#[..]));
+        assert_eq!(big_e.and_then(parse_u64), Some(1723161255208));
+        assert_eq!(u.and_then(parse_u64), Some(50093239202));
+        // Stopping early means garbage after the wanted members is not seen.
+        let [t] = members(br#"{"t":1,"b":[[oops"#, [b"t"]).unwrap();
+        assert_eq!(t, Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn skips_nested_values_strings_and_escapes() {
+        let obj = br#" { "x" : {"a":[1,"]}\"",{}]} , "s":"a\"b" , "t" : 42 } "#;
+        let [s, t, z] = members(obj, [b"s", b"t", b"z"]).unwrap();
+        assert_eq!(s, Some(&br#""a\"b""#[..]));
+        assert_eq!(t, Some(&b"42"[..]));
+        assert_eq!(z, None);
+    }
+
+    #[test]
+    fn rejects_malformed_and_truncated() {
+        // TC: (input, error)
+        let cases: &[(&[u8], ScanError)] = &[
+            (b"", ScanError::Truncated),
+            (b"[1]", ScanError::Unexpected),
+            (br#"{"t":1"#, ScanError::Truncated),
+            (br#"{"t":"abc"#, ScanError::Truncated),
+            (br#"{"x":[1,2"#, ScanError::Truncated),
+            (br#"{"t" 1}"#, ScanError::Unexpected),
+            (br#"{"x":1;"t":2}"#, ScanError::Unexpected),
+            (br#"{t:1}"#, ScanError::Unexpected),
+            (br#"{"x":,"t":1}"#, ScanError::Unexpected),
+        ];
+        for (input, err) in cases {
+            assert_eq!(
+                members(input, [b"t"]),
+                Err(*err),
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        assert_eq!(members(b"{}", [b"t"]), Ok([None]));
+    }
+
+    #[test]
+    fn parses_only_plain_unsigned_integers() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1.5",
+            b"1e3",
+            b"18446744073709551616",
+            b"\"1\"",
+        ] {
+            assert_eq!(parse_u64(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

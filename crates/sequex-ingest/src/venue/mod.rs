@@ -1,0 +1,176 @@
+//! Venues: how to reach an exchange and how to read its frames. The pipeline (`feed`,
+//! `route`) is generic over [`Venue`]; adding USD-M futures, Bybit or OKX means adding a
+//! module here, not touching the pipeline.
+
+pub mod binance;
+pub(crate) mod json;
+
+use std::ops::Range;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use sequex_subjects::{Channel, Symbol};
+
+/// The venues `--venue` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VenueId {
+    /// Binance spot (`wss://stream.binance.com:9443`).
+    #[value(name = "binance-spot")]
+    BinanceSpot,
+}
+
+impl VenueId {
+    /// The venue's name in metrics, logs and message ids.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VenueId::BinanceSpot => binance::BinanceSpot::ID,
+        }
+    }
+}
+
+/// Options that shape a venue's stream names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DepthSpeed {
+    /// A depth update every 100 ms.
+    #[value(name = "100ms")]
+    Ms100,
+    /// A depth update every second.
+    #[value(name = "1000ms")]
+    Ms1000,
+}
+
+/// One websocket text frame, read far enough to route it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Market data: the venue's stream name and where the payload sits in the frame.
+    Data {
+        /// The routing key, e.g. `btcusdt@trade`.
+        stream: &'a [u8],
+        /// The byte range of the event object, forwarded unchanged.
+        payload: Range<usize>,
+    },
+    /// The venue will close this connection soon: reconnect now.
+    ServerShutdown,
+    /// An answer to a control request (such as SUBSCRIBE): nothing to forward.
+    ControlReply,
+}
+
+/// The sequence ids of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// A trade and its id (`t`).
+    Trade {
+        /// The trade id.
+        id: u64,
+    },
+    /// A depth diff covering update ids `first..=last` (`U`, `u`).
+    Depth {
+        /// The first update id in the event.
+        first: u64,
+        /// The final update id in the event.
+        last: u64,
+    },
+}
+
+impl Ids {
+    /// The first id the event covers.
+    pub fn first(self) -> u64 {
+        match self {
+            Ids::Trade { id } => id,
+            Ids::Depth { first, .. } => first,
+        }
+    }
+
+    /// The last id the event covers: the one the next event must follow.
+    pub fn last(self) -> u64 {
+        match self {
+            Ids::Trade { id } => id,
+            Ids::Depth { last, .. } => last,
+        }
+    }
+}
+
+/// What the pipeline needs from an event, read without decoding the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields {
+    /// The event's sequence ids.
+    pub ids: Ids,
+    /// The exchange's event time, in ms since the epoch.
+    pub event_time_ms: u64,
+}
+
+/// Why a frame was skipped. Each is counted under its [`FrameError::reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The frame ends before its JSON does.
+    #[error("truncated JSON")]
+    Truncated,
+    /// The frame is not the JSON the venue sends.
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    /// A stream this connection did not ask for.
+    #[error("frame for a stream that was not subscribed")]
+    UnknownStream,
+    /// The event type does not match the stream's channel.
+    #[error("unexpected event type for the stream")]
+    UnexpectedEvent,
+    /// A field the pipeline needs is absent or not an unsigned integer.
+    #[error("field {0:?} is missing or not an unsigned integer")]
+    BadField(&'static str),
+    /// A binary frame, which the JSON streams never send.
+    #[error("binary frame")]
+    Binary,
+    /// A frame over `--max-frame-bytes`.
+    #[error("frame over the size limit")]
+    Oversized,
+}
+
+impl FrameError {
+    /// The bounded `reason` label of `sequex_frame_errors_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FrameError::Truncated => "truncated",
+            FrameError::Malformed(_) => "malformed",
+            FrameError::UnknownStream => "unknown_stream",
+            FrameError::UnexpectedEvent => "unexpected_event",
+            FrameError::BadField(_) => "bad_field",
+            FrameError::Binary => "binary",
+            FrameError::Oversized => "oversized",
+        }
+    }
+}
+
+/// An exchange's market-data websocket.
+pub trait Venue: Send + Sync + 'static {
+    /// The venue's name in metrics, logs and message ids, e.g. `binance-spot`.
+    const ID: &'static str;
+    /// The production endpoint.
+    const DEFAULT_URL: &'static str;
+    /// The most streams one connection may carry.
+    const MAX_STREAMS_PER_CONNECTION: usize;
+    /// At most this many connection attempts per [`Venue::CONNECT_WINDOW`] (per IP).
+    const CONNECTS_PER_WINDOW: usize;
+    /// See [`Venue::CONNECTS_PER_WINDOW`].
+    const CONNECT_WINDOW: Duration;
+    /// The venue closes a connection after this long; reconnect shortly before.
+    const CONNECTION_LIFETIME: Duration;
+
+    /// The venue's stream name for one symbol and channel, e.g. `btcusdt@depth@100ms`.
+    fn stream_name(symbol: &Symbol, channel: Channel, depth: DepthSpeed) -> String;
+
+    /// The URL that opens a connection carrying `streams`.
+    fn connect_url(base: &str, streams: &[String]) -> String;
+
+    /// Reads a text frame far enough to route it.
+    fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError>;
+
+    /// Reads the sequence ids and event time of a payload on `channel`.
+    fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError>;
+
+    /// The ids missing between the previous event's last id and `next`, if any: the
+    /// continuity rule of the venue's streams.
+    fn gap(prev_last: u64, next: Ids) -> Option<Range<u64>> {
+        let expected = prev_last.checked_add(1)?;
+        (next.first() > expected).then(|| expected..next.first())
+    }
+}
