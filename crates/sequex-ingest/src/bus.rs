@@ -2,6 +2,7 @@
 //! captures our subjects, watching the streams' health, and publishing without ever
 //! waiting.
 
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -311,9 +312,16 @@ impl Publisher {
     pub fn try_publish(&mut self, message: OutboundMessage) -> Result<(), DropReason> {
         // A no-op waker: if the queue is full we do not want to be woken, we drop.
         let mut cx = Context::from_waker(Waker::noop());
-        let mut client = Pin::new(&mut self.client);
-        match client.as_mut().poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => client.start_send(message).map_err(|e| {
+        // Outside tokio's co-operative budget: a task that has used up its budget would
+        // otherwise see a queue with free slots as full.
+        let ready = {
+            let client = &mut self.client;
+            let reserve =
+                tokio::task::unconstrained(poll_fn(|cx| Pin::new(&mut *client).poll_ready(cx)));
+            std::pin::pin!(reserve).poll(&mut cx)
+        };
+        match ready {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.client).start_send(message).map_err(|e| {
                 if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
                     DropReason::Rejected
                 } else {

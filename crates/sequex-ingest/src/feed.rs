@@ -134,6 +134,10 @@ impl<V: Venue> Feed<V> {
                             if self.on_text(Bytes::from(text), last_frame) {
                                 break Some((ReconnectReason::ServerShutdown, String::new()));
                             }
+                            // One read can hold hundreds of frames; spending budget per frame
+                            // makes this task yield often enough for the NATS writer (on the
+                            // same thread) to drain the publish queue.
+                            tokio::task::consume_budget().await;
                         }
                         Some(Ok(Message::Binary(data))) => {
                             self.telemetry.frame(data.len());

@@ -1,0 +1,442 @@
+//! `sequex-ingest` end to end: a fake Binance replaying the real capture over loopback,
+//! the release-or-debug binary as a child process, a real nats-server with the streams
+//! from `configs/`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, bus, collect, eventually, stream_count};
+use sequex_subjects::header;
+use sequex_testkit::capture::{self, CapturedFrame};
+use sequex_testkit::{FakeBinance, NatsServer, Script};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The capture's trade and depth frames for BTCUSDT, in order, and what each must become.
+fn btcusdt(limit: usize) -> (Vec<CapturedFrame>, Vec<(String, String)>) {
+    let frames: Vec<CapturedFrame> = capture::load(capture::SPOT_BTCUSDT)
+        .expect("load capture")
+        .into_iter()
+        .filter(|f| matches!(f.stream(), Some("btcusdt@trade" | "btcusdt@depth@100ms")))
+        .take(limit)
+        .collect();
+    let expected = frames
+        .iter()
+        .map(|f| {
+            let channel = if f.stream() == Some("btcusdt@trade") {
+                "trade"
+            } else {
+                "depth"
+            };
+            (
+                format!("TRADE.{channel}.BTCUSDT"),
+                f.data().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (frames, expected)
+}
+
+fn daemon_args<'a>(fake: &'a str, nats: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--symbols", "btcusdt", "--ws-url", fake, "--nats-url", nats];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn received(seen: &std::sync::Mutex<Vec<async_nats::Message>>) -> Vec<(String, String)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m.subject.to_string(),
+                String::from_utf8(m.payload.to_vec()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_frame_lands_once_byte_identical_then_in_record_and_sigterm_exits_cleanly() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let (frames, expected) = btcusdt(usize::MAX);
+    let fake = FakeBinance::start(Script {
+        frames,
+        ping_every: Some(Duration::from_millis(200)),
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &[]));
+
+    let want = expected.len();
+    eventually(
+        Duration::from_secs(120),
+        "every frame published",
+        || async { seen.lock().unwrap().len() >= want },
+    )
+    .await;
+    let got = received(&seen);
+    assert_eq!(got.len(), want, "no duplicates");
+    assert!(
+        got == expected,
+        "every payload byte-identical, on its subject, in order"
+    );
+    assert_eq!(
+        fake.requests(),
+        ["/stream?streams=btcusdt@trade/btcusdt@depth@100ms"],
+        "one combined-stream connection"
+    );
+
+    // Headers: ids, times, depth range; the capture has no gaps.
+    for message in seen.lock().unwrap().iter() {
+        let headers = message.headers.as_ref().expect("headers on by default");
+        let id = headers.get(header::MSG_ID).unwrap().as_str();
+        assert!(id.starts_with("binance-spot:"), "{id}");
+        assert!(headers.get(header::EVENT_TIME_NS).is_some());
+        assert!(headers.get(header::RECEIVE_TIME_NS).is_some());
+        assert!(headers.get(header::GAP).is_none(), "no gap in the capture");
+        if message.subject.starts_with("TRADE.depth") {
+            let last = headers.get(header::FINAL_UPDATE_ID).unwrap().as_str();
+            assert!(id.ends_with(&format!(":{last}")));
+        }
+    }
+
+    eventually(
+        Duration::from_secs(30),
+        "RECORD holds every message",
+        || async { stream_count(&client, "RECORD").await == want as u64 },
+    )
+    .await;
+    let js = async_nats::jetstream::new(client.clone());
+    let record = js.get_stream("RECORD").await.unwrap();
+    // RECORD keeps TRADE's order: its sequence n is the n-th frame.
+    for seq in (1..=want as u64).step_by(997).chain([want as u64]) {
+        let recorded = record.get_raw_message(seq).await.unwrap();
+        let (subject, payload) = &expected[seq as usize - 1];
+        assert_eq!(
+            recorded.subject.as_str(),
+            subject.replacen("TRADE", "record", 1)
+        );
+        assert!(
+            recorded.payload == payload.as_bytes(),
+            "RECORD seq {seq} byte-identical"
+        );
+    }
+
+    assert!(fake.pongs() > 0, "pings are answered");
+    assert!(
+        daemon.ready().await,
+        "ready: NATS up, TRADE present, feed live"
+    );
+    assert_eq!(
+        daemon.metric("sequex_published_messages_total", &[]).await,
+        want as f64
+    );
+    assert_eq!(daemon.metric("sequex_frame_errors_total", &[]).await, 0.0);
+    assert_eq!(
+        daemon.metric("sequex_dropped_messages_total", &[]).await,
+        0.0
+    );
+    assert_eq!(daemon.metric("sequex_sequence_gaps_total", &[]).await, 0.0);
+    assert!(
+        daemon
+            .metric("sequex_receive_to_publish_seconds_count", &[])
+            .await
+            > 0.0
+    );
+
+    let (status, took, logs) = daemon.terminate().await;
+    assert!(status.success(), "exit 0 on SIGTERM: {status:?}\n{logs}");
+    assert!(
+        took < Duration::from_secs(5),
+        "exit within 5 s, took {took:?}"
+    );
+    assert!(logs.contains("flushed"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_reconnected_and_nothing_is_lost() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let (frames, expected) = btcusdt(3000);
+    let fake = FakeBinance::start(Script {
+        frames,
+        drop_after: Some(1000),
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &[]));
+
+    eventually(Duration::from_secs(60), "every frame published", || async {
+        seen.lock().unwrap().len() >= expected.len()
+    })
+    .await;
+    assert!(
+        received(&seen) == expected,
+        "all frames, once, in order, across the reconnect"
+    );
+    assert_eq!(fake.connections(), 2);
+    assert_eq!(
+        daemon
+            .metric("sequex_reconnects_total", &["reason=\"error\""])
+            .await,
+        1.0
+    );
+    assert!(daemon.ready().await, "live again");
+}
+
+#[tokio::test]
+async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let (frames, expected) = btcusdt(500);
+    let good = frames[10].text.clone();
+    let oversized = format!(
+        r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","pad":"{}"}}}}"#,
+        "x".repeat(200_000)
+    );
+    let inject = vec![
+        (10, Message::text(&good[..good.len() / 2])),
+        (
+            20,
+            Message::text(
+                good.replace(r#""e":"trade""#, r#""e":"aggTrade""#)
+                    .replace(r#""e":"depthUpdate""#, r#""e":"aggTrade""#),
+            ),
+        ),
+        (30, Message::text(good.replace("btcusdt@", "ethusdt@"))),
+        (40, Message::binary(good.clone().into_bytes())),
+        (50, Message::text(oversized)),
+        (60, Message::text("not json at all")),
+        (70, Message::text(r#"{"result":null,"id":7}"#)),
+    ];
+    let fake = FakeBinance::start(Script {
+        frames,
+        inject,
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--max-frame-bytes", "100000"]));
+
+    eventually(
+        Duration::from_secs(60),
+        "every good frame published",
+        || async { seen.lock().unwrap().len() >= expected.len() },
+    )
+    .await;
+    assert!(
+        received(&seen) == expected,
+        "the good frames all land, unchanged"
+    );
+    for reason in [
+        "truncated",
+        "unexpected_event",
+        "unknown_stream",
+        "binary",
+        "oversized",
+        "malformed",
+    ] {
+        let label = format!("reason=\"{reason}\"");
+        assert_eq!(
+            daemon.metric("sequex_frame_errors_total", &[&label]).await,
+            1.0,
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        fake.connections(),
+        1,
+        "bad frames do not cost the connection"
+    );
+    let (status, _, logs) = daemon.terminate().await;
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("frame skipped"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_missing_stream_exits_2_with_the_command_that_creates_it() {
+    let server = NatsServer::start().await.unwrap();
+    let nats = server.url();
+    let daemon = Daemon::start(&[
+        "--symbols",
+        "BTCUSDT",
+        "--nats-url",
+        &nats,
+        "--ws-url",
+        "ws://127.0.0.1:9",
+    ]);
+    let (status, logs) = daemon.exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(2), "{logs}");
+    assert!(logs.contains("stream TRADE not found"), "{logs}");
+    assert!(logs.contains(&nats), "names the server: {logs}");
+    assert!(
+        logs.contains("nats stream add --config configs/stream_trade.json"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn wait_for_streams_waits_until_the_stream_appears() {
+    let server = NatsServer::start().await.unwrap();
+    let client = server.connect().await.unwrap();
+    let (frames, _) = btcusdt(100);
+    let fake = FakeBinance::start(Script {
+        frames,
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--wait-for-streams", "60s"]));
+    eventually(Duration::from_secs(10), "waiting is logged", || async {
+        daemon.logs().contains("waiting for the stream")
+    })
+    .await;
+    assert!(!daemon.ready().await, "not ready without TRADE");
+    assert_eq!(
+        fake.connections(),
+        0,
+        "no websocket before the stream check passes"
+    );
+
+    for file in sequex_testkit::STREAM_FILES {
+        sequex_testkit::provision::add_stream(&client, &sequex_testkit::configs_dir().join(file))
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(20), "ready once TRADE exists", || {
+        daemon.ready()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_symbol_exits_before_connecting() {
+    let daemon = Daemon::start(&[
+        "--symbols",
+        "BTCUSDT,BTC.USDT",
+        "--nats-url",
+        "nats://127.0.0.1:9",
+    ]);
+    let (status, logs) = daemon.exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(2));
+    assert!(logs.contains("invalid symbol \"BTC.USDT\""), "{logs}");
+    assert!(!logs.contains("NATS"), "nothing connected: {logs}");
+}
+
+#[tokio::test]
+async fn nats_down_at_start_is_retried_and_sigterm_still_exits() {
+    let mut server = NatsServer::start().await.unwrap();
+    server.kill().await.unwrap();
+    let nats = server.url();
+    let daemon = Daemon::start(&[
+        "--symbols",
+        "BTCUSDT",
+        "--nats-url",
+        &nats,
+        "--ws-url",
+        "ws://127.0.0.1:9",
+    ]);
+    eventually(Duration::from_secs(10), "two attempts logged", || async {
+        daemon.logs().matches("NATS unreachable").count() >= 2
+    })
+    .await;
+    assert!(
+        matches!(daemon.get("/healthz").await, Some((200, _))),
+        "alive"
+    );
+    let (status, body) = daemon.get("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("NATS not connected"), "{body}");
+
+    // The server comes (back) with the streams: the daemon connects and checks them.
+    server.restart().await.unwrap();
+    let client = server.connect().await.unwrap();
+    for file in sequex_testkit::STREAM_FILES {
+        sequex_testkit::provision::add_stream(&client, &sequex_testkit::configs_dir().join(file))
+            .await
+            .unwrap();
+    }
+    eventually(
+        Duration::from_secs(20),
+        "connected and stream checked",
+        || async { daemon.logs().contains("stream TRADE present") },
+    )
+    .await;
+    let (status, took, logs) = daemon.terminate().await;
+    assert!(status.success(), "{logs}");
+    assert!(took < Duration::from_secs(5));
+}
+
+/// While NATS is down the websocket is still read at full speed: what does not fit the
+/// publish queue is dropped and counted, never waited for. When NATS is back, publishing
+/// resumes.
+#[tokio::test]
+async fn nats_outage_never_stalls_the_socket_and_every_loss_is_counted() {
+    let (mut server, _client) = bus().await;
+    let (frames, _) = btcusdt(6000);
+    let total = frames.len() as f64;
+    let fake = FakeBinance::start(Script {
+        frames,
+        pace: Some(Duration::from_micros(500)),
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--publish-queue", "64"]));
+    eventually(Duration::from_secs(20), "publishing", || async {
+        daemon.metric("sequex_published_messages_total", &[]).await > 100.0
+    })
+    .await;
+
+    server.kill().await.unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "drops counted while NATS is down",
+        || async {
+            daemon
+                .metric("sequex_dropped_messages_total", &["reason=\"queue_full\""])
+                .await
+                > 0.0
+        },
+    )
+    .await;
+    let before = daemon.metric("sequex_frames_total", &[]).await;
+    eventually(
+        Duration::from_secs(20),
+        "frames still read during the outage",
+        || async { daemon.metric("sequex_frames_total", &[]).await > before + 500.0 },
+    )
+    .await;
+
+    server.restart().await.unwrap();
+    let published = daemon.metric("sequex_published_messages_total", &[]).await;
+    eventually(Duration::from_secs(30), "publishing resumes", || async {
+        daemon.metric("sequex_published_messages_total", &[]).await > published + 100.0
+    })
+    .await;
+    eventually(Duration::from_secs(60), "every frame read", || async {
+        daemon.metric("sequex_frames_total", &[]).await >= total
+    })
+    .await;
+    let published = daemon.metric("sequex_published_messages_total", &[]).await;
+    let dropped = daemon.metric("sequex_dropped_messages_total", &[]).await;
+    assert_eq!(
+        published + dropped,
+        total,
+        "every frame is published or counted as dropped"
+    );
+    assert_eq!(
+        fake.connections(),
+        1,
+        "the exchange connection survived the outage"
+    );
+}

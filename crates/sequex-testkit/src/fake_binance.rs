@@ -1,0 +1,221 @@
+//! A fake Binance combined-stream server: a real websocket over loopback that replays
+//! captured frames for the streams a client asks for in `/stream?streams=a/b/c`, pings,
+//! answers SUBSCRIBE requests, and can misbehave on purpose (drop the connection, inject
+//! bad frames).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+use crate::Error;
+use crate::capture::CapturedFrame;
+
+/// How the fake server behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    /// The frames it can replay; each connection gets those of the streams it asked for.
+    pub frames: Vec<CapturedFrame>,
+    /// Send a ping this often.
+    pub ping_every: Option<Duration>,
+    /// Drop the TCP connection without a close frame after this many frames, on the first
+    /// connection only. The next connection resumes where it stopped.
+    pub drop_after: Option<usize>,
+    /// Messages sent before the frame with this index (counted per stream set).
+    pub inject: Vec<(usize, Message)>,
+    /// Pause this long between frames (none: as fast as the socket takes them).
+    pub pace: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    connections: AtomicUsize,
+    pongs: AtomicUsize,
+    requests: Mutex<Vec<String>>,
+    // Frames already sent, per requested stream set: a reconnect resumes after them.
+    cursors: Mutex<HashMap<String, usize>>,
+}
+
+/// A running fake server; stops on drop.
+#[derive(Debug)]
+pub struct FakeBinance {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl FakeBinance {
+    /// Starts serving `script` on a free loopback port.
+    pub async fn start(script: Script) -> Result<Self, Error> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let script = Arc::new(script);
+        let task = tokio::spawn({
+            let state = state.clone();
+            async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    tokio::spawn(serve(tcp, script.clone(), state.clone()));
+                }
+            }
+        });
+        Ok(FakeBinance { addr, state, task })
+    }
+
+    /// The base URL to pass as `--ws-url`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// Websocket connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Pongs received so far.
+    pub fn pongs(&self) -> usize {
+        self.state.pongs.load(Ordering::SeqCst)
+    }
+
+    /// The request paths of every connection, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().expect("not poisoned").clone()
+    }
+
+    /// Frames sent so far over every stream set.
+    pub fn frames_sent(&self) -> usize {
+        self.state
+            .cursors
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .sum()
+    }
+}
+
+impl Drop for FakeBinance {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
+    let mut path = String::new();
+    let callback = |request: &Request, response: Response| {
+        path = request.uri().to_string();
+        Ok(response)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else {
+        return;
+    };
+    let connection = state.connections.fetch_add(1, Ordering::SeqCst);
+    state
+        .requests
+        .lock()
+        .expect("not poisoned")
+        .push(path.clone());
+    let streams: Vec<String> = path
+        .split_once("streams=")
+        .map(|(_, s)| s.split('/').map(str::to_string).collect())
+        .unwrap_or_default();
+    let key = streams.join("/");
+    let frames: Vec<&CapturedFrame> = script
+        .frames
+        .iter()
+        .filter(|f| f.stream().is_some_and(|s| streams.iter().any(|w| w == s)))
+        .collect();
+
+    let (mut tx, mut rx) = ws.split();
+    // Read side: count pongs, answer SUBSCRIBE, notice the close.
+    let (replies_tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let reader = tokio::spawn({
+        let state = state.clone();
+        async move {
+            while let Some(Ok(message)) = rx.next().await {
+                match message {
+                    Message::Pong(_) => {
+                        state.pongs.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Message::Text(text) => {
+                        let id = serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("id").cloned())
+                            .unwrap_or(serde_json::Value::Null);
+                        let reply = serde_json::json!({ "result": null, "id": id });
+                        let _ = replies_tx.send(Message::text(reply.to_string()));
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+        }
+    });
+
+    let mut ping = script.ping_every.map(tokio::time::interval);
+    let mut sent_here = 0usize;
+    loop {
+        let next = *state
+            .cursors
+            .lock()
+            .expect("not poisoned")
+            .get(&key)
+            .unwrap_or(&0);
+        if connection == 0 && script.drop_after.is_some_and(|n| sent_here >= n) {
+            // Drop without a close frame, as a network failure would.
+            reader.abort();
+            return;
+        }
+        let ping_due = async {
+            match ping.as_mut() {
+                Some(p) => p.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            Some(reply) = replies.recv() => {
+                if tx.send(reply).await.is_err() { break; }
+                continue;
+            }
+            _ = ping_due => {
+                if tx.send(Message::Ping(b"fake".to_vec().into())).await.is_err() { break; }
+                continue;
+            }
+            () = async {}, if next < frames.len() => {}
+            () = tokio::time::sleep(Duration::from_millis(50)), if next >= frames.len() => {
+                if reader.is_finished() { break; }
+                continue;
+            }
+        }
+        for (_, message) in script.inject.iter().filter(|(at, _)| *at == next) {
+            if tx.send(message.clone()).await.is_err() {
+                return;
+            }
+        }
+        if tx
+            .send(Message::text(frames[next].text.clone()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent_here += 1;
+        *state
+            .cursors
+            .lock()
+            .expect("not poisoned")
+            .entry(key.clone())
+            .or_default() += 1;
+        if let Some(pace) = script.pace {
+            tokio::time::sleep(pace).await;
+        }
+    }
+    reader.abort();
+}
