@@ -108,6 +108,8 @@ impl Drop for FakeBinance {
 
 async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
     let mut path = String::new();
+    // The callback's signature is tungstenite's; its error type is not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| {
         path = request.uri().to_string();
         Ok(response)
