@@ -4,6 +4,7 @@
 //! is about to be closed (shutdown notice, 24 h lifetime).
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnect this long before the venue's lifetime limit cuts the connection.
 const LIFETIME_MARGIN: Duration = Duration::from_secs(10 * 60);
+/// During a planned reconnect, the old connection is read this long after the new one is
+/// up, so that what it already carried is not lost.
+const HANDOVER_GRACE: Duration = Duration::from_secs(1);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// The websocket layer's own limit; `--max-frame-bytes` (lower) skips frames without
@@ -55,114 +59,167 @@ pub struct Feed<V> {
     pub max_frame_bytes: usize,
 }
 
+/// How a connection ended.
+enum Ended {
+    /// Shutdown was requested.
+    Shutdown,
+    /// The connection failed; reconnect after a backoff.
+    Failed(ReconnectReason, String),
+    /// A planned reconnect: the replacement is already connected.
+    Replaced(ReconnectReason, Box<Socket>),
+}
+
 impl<V: Venue> Feed<V> {
     /// Runs until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(WS_MAX_MESSAGE))
-            .max_frame_size(Some(WS_MAX_MESSAGE));
+        let mut next: Option<Socket> = None;
         loop {
-            let connect = async {
-                self.limiter.acquire().await;
-                tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio_tungstenite::connect_async_with_config(
-                        self.url.as_str(),
-                        Some(config),
-                        true,
-                    ),
-                )
-                .await
-            };
-            let connected = tokio::select! {
-                () = shutdown.cancelled() => return,
-                result = connect => result,
-            };
-            let socket = match connected {
-                Ok(Ok((socket, _))) => socket,
-                failed => {
-                    let detail = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "timed out".to_string(),
+            let socket = match next.take() {
+                Some(socket) => socket,
+                None => {
+                    let connected = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        result = self.connect() => result,
                     };
-                    self.telemetry
-                        .disconnected(ReconnectReason::ConnectFailed, &detail, false);
-                    if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
-                        return;
+                    match connected {
+                        Ok(socket) => socket,
+                        Err(detail) => {
+                            self.telemetry.disconnected(
+                                ReconnectReason::ConnectFailed,
+                                &detail,
+                                false,
+                            );
+                            if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                                return;
+                            }
+                            continue;
+                        }
                     }
-                    continue;
                 }
             };
             let since = Instant::now();
             self.health.feed_live(true);
             self.telemetry.connected(self.router.streams().count());
-            let outcome = self.pump(socket, &shutdown).await;
+            let ended = self.pump(socket, &shutdown).await;
             self.health.feed_live(false);
-            let Some((reason, detail)) = outcome else {
-                return;
-            };
-            self.telemetry.disconnected(reason, &detail, true);
-            if reason.is_planned() || since.elapsed() > HEALTHY_AFTER {
-                backoff.reset();
-            }
-            if !reason.is_planned() && sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
-                return;
+            match ended {
+                Ended::Shutdown => return,
+                Ended::Replaced(reason, socket) => {
+                    self.telemetry.disconnected(reason, "", true);
+                    backoff.reset();
+                    next = Some(*socket);
+                }
+                Ended::Failed(reason, detail) => {
+                    self.telemetry.disconnected(reason, &detail, true);
+                    if since.elapsed() > HEALTHY_AFTER {
+                        backoff.reset();
+                    }
+                    if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                        return;
+                    }
+                }
             }
         }
     }
 
-    /// Reads until the connection must be replaced (the reason) or shutdown (`None`).
-    async fn pump(
-        &mut self,
-        mut socket: Socket,
-        shutdown: &CancellationToken,
-    ) -> Option<(ReconnectReason, String)> {
+    /// One connection attempt, within the venue's connection-rate limit. Owns what it
+    /// needs, so that a replacement can connect while this feed reads.
+    fn connect(&self) -> impl Future<Output = Result<Socket, String>> + use<V> {
+        let (url, limiter) = (self.url.clone(), self.limiter.clone());
+        async move {
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(WS_MAX_MESSAGE))
+                .max_frame_size(Some(WS_MAX_MESSAGE));
+            limiter.acquire().await;
+            let connect =
+                tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok((socket, _))) => Ok(socket),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("timed out after {CONNECT_TIMEOUT:?}")),
+            }
+        }
+    }
+
+    /// Reads until the connection ends. A planned reconnect (shutdown notice, lifetime)
+    /// is make-before-break: the replacement connects while this one is still read, this
+    /// one is read for [`HANDOVER_GRACE`] more (or until the venue closes it), and the
+    /// router drops the events both connections deliver.
+    async fn pump(&mut self, mut socket: Socket, shutdown: &CancellationToken) -> Ended {
         let lifetime = tokio::time::sleep(V::CONNECTION_LIFETIME.saturating_sub(LIFETIME_MARGIN));
         tokio::pin!(lifetime);
         // Checking a timestamp on a coarse tick costs less per frame than re-arming a timer.
         let mut stale_check = tokio::time::interval(self.stale_after / 4);
         let mut last_frame = Instant::now();
-        let outcome = loop {
+        let mut planned: Option<ReconnectReason> = None;
+        let mut replacement = std::pin::pin!(futures::future::OptionFuture::from(None));
+        let mut replaced: Option<(Socket, Instant)> = None;
+        let handover_done = async |replaced: &Option<(Socket, Instant)>| match replaced {
+            Some((_, at)) => tokio::time::sleep_until(*at + HANDOVER_GRACE).await,
+            None => std::future::pending().await,
+        };
+        let ended = loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break None,
+                () = shutdown.cancelled() => break Ended::Shutdown,
                 message = socket.next() => {
                     last_frame = Instant::now();
-                    match message {
+                    let failure = match message {
                         Some(Ok(Message::Text(text))) => {
-                            if self.on_text(Bytes::from(text), last_frame) {
-                                break Some((ReconnectReason::ServerShutdown, String::new()));
+                            if self.on_text(Bytes::from(text), last_frame) && planned.is_none() {
+                                planned = Some(ReconnectReason::ServerShutdown);
+                                replacement.set(Some(self.connect()).into());
                             }
                             // One read can hold hundreds of frames; spending budget per frame
                             // makes this task yield often enough for the NATS writer (on the
                             // same thread) to drain the publish queue.
                             tokio::task::consume_budget().await;
+                            continue;
                         }
                         Some(Ok(Message::Binary(data))) => {
                             self.telemetry.frame(data.len());
                             self.telemetry.frame_error(FrameError::Binary, &data);
+                            continue;
                         }
                         // tungstenite queues the pong itself and sends it with the next read.
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                        Some(Ok(Message::Close(frame))) => {
-                            break Some((ReconnectReason::Closed, format!("{frame:?}")));
-                        }
-                        Some(Err(e)) => break Some((ReconnectReason::Error, e.to_string())),
-                        None => break Some((ReconnectReason::Closed, "stream ended".into())),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                        Some(Ok(Message::Close(frame))) => (ReconnectReason::Closed, format!("{frame:?}")),
+                        Some(Err(e)) => (ReconnectReason::Error, e.to_string()),
+                        None => (ReconnectReason::Closed, "stream ended".into()),
+                    };
+                    match (replaced.take(), planned) {
+                        (Some((next, _)), Some(reason)) => break Ended::Replaced(reason, Box::new(next)),
+                        _ => break Ended::Failed(failure.0, failure.1),
                     }
+                }
+                Some(result) = &mut replacement => {
+                    // A finished future must not be polled again.
+                    replacement.set(None.into());
+                    match result {
+                        Ok(next) => replaced = Some((next, Instant::now())),
+                        // Keep reading this one; the venue's close will be an ordinary reconnect.
+                        Err(detail) => tracing::warn!(detail, "replacement connection failed"),
+                    }
+                }
+                () = handover_done(&replaced) => {
+                    let (next, _) = replaced.take().expect("the grace timer runs only with a replacement");
+                    break Ended::Replaced(planned.unwrap_or(ReconnectReason::Lifetime), Box::new(next));
                 }
                 _ = stale_check.tick() => {
                     if last_frame.elapsed() > self.stale_after {
-                        break Some((ReconnectReason::Stale, format!("nothing for {:?}", self.stale_after)));
+                        break Ended::Failed(ReconnectReason::Stale, format!("nothing for {:?}", self.stale_after));
                     }
                 }
-                () = &mut lifetime => break Some((ReconnectReason::Lifetime, String::new())),
+                () = &mut lifetime, if planned.is_none() => {
+                    planned = Some(ReconnectReason::Lifetime);
+                    replacement.set(Some(self.connect()).into());
+                }
             }
         };
         // Best effort: a polite close, bounded so that shutdown stays fast.
         let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
-        outcome
+        ended
     }
 
     /// The hot path. Returns `true` when the venue announced a shutdown.
@@ -191,6 +248,10 @@ impl<V: Venue> Feed<V> {
                 false
             }
             Ok(Routed::ServerShutdown) => true,
+            Ok(Routed::Duplicate) => {
+                self.telemetry.duplicate();
+                false
+            }
             Ok(Routed::Ignored) => false,
             Err(error) => {
                 self.telemetry.frame_error(error, &frame);

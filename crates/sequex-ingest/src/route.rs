@@ -46,6 +46,9 @@ pub enum Routed {
     Message(RoutedMessage),
     /// The venue announced that it will close the connection.
     ServerShutdown,
+    /// An event this stream already published (the overlap of two connections during a
+    /// planned reconnect): skipped, so that subscribers see each event once.
+    Duplicate,
     /// Nothing to forward (a control reply).
     Ignored,
 }
@@ -111,10 +114,13 @@ impl<V: Venue> Router<V> {
         let &i = self.index.get(stream).ok_or(FrameError::UnknownStream)?;
         let route = &mut self.routes[i];
         let fields = V::fields(route.spec.channel, &frame[payload.clone()])?;
-        let gap = route.last_id.and_then(|last| V::gap(last, fields.ids));
-        if route.last_id.is_none_or(|last| fields.ids.last() > last) {
-            route.last_id = Some(fields.ids.last());
+        // Ids only rise (trade ids, depth update ids): anything not past the last one
+        // published is a repeat.
+        if route.last_id.is_some_and(|last| fields.ids.last() <= last) {
+            return Ok(Routed::Duplicate);
         }
+        let gap = route.last_id.and_then(|last| V::gap(last, fields.ids));
+        route.last_id = Some(fields.ids.last());
         let headers = self
             .headers
             .then(|| headers(route, &fields, received_ns, gap.as_ref()));
@@ -131,7 +137,7 @@ impl<V: Venue> Router<V> {
         }))
     }
 
-    /// Forgets the sequence state, for a fresh start of every stream.
+    /// The streams this router serves.
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.routes.iter().map(|r| &r.spec)
     }
@@ -227,8 +233,9 @@ mod tests {
             "8-9"
         );
         assert!(message(router.route(&trade(11), 0)).gap.is_none());
-        // A repeat is not a gap, and does not move the sequence back.
-        assert!(message(router.route(&trade(11), 0)).gap.is_none());
+        // A repeat is skipped, is not a gap, and does not move the sequence back.
+        assert!(matches!(router.route(&trade(11), 0), Ok(Routed::Duplicate)));
+        assert!(matches!(router.route(&trade(9), 0), Ok(Routed::Duplicate)));
         assert!(message(router.route(&trade(12), 0)).gap.is_none());
     }
 

@@ -26,6 +26,8 @@ pub mod names {
     pub const DROPPED: &str = "sequex_dropped_messages_total";
     /// Frames skipped as unreadable, per venue and `reason` (see `FrameError::reason`).
     pub const FRAME_ERRORS: &str = "sequex_frame_errors_total";
+    /// Events skipped because they were already published (connection overlap).
+    pub const DUPLICATES: &str = "sequex_duplicate_events_total";
     /// Websocket reconnects, per venue and `reason`.
     pub const RECONNECTS: &str = "sequex_reconnects_total";
     /// Sequence gaps (missing trade or update ids), per venue and channel.
@@ -69,6 +71,7 @@ fn describe() {
         names::FRAME_ERRORS,
         "Frames skipped as unreadable, by reason"
     );
+    describe_counter!(names::DUPLICATES, "Events skipped as already published");
     describe_counter!(names::RECONNECTS, "Websocket reconnects, by reason");
     describe_counter!(
         names::GAPS,
@@ -167,6 +170,7 @@ pub struct FeedTelemetry {
     frames: Counter,
     frame_bytes: Counter,
     published: [Counter; 2],
+    duplicates: Counter,
     gaps: [Counter; 2],
     exchange_to_receive: Histogram,
     receive_to_publish: Histogram,
@@ -187,6 +191,7 @@ impl FeedTelemetry {
             frames: counter!(names::FRAMES, "venue" => venue),
             frame_bytes: counter!(names::FRAME_BYTES, "venue" => venue),
             published: per_channel(names::PUBLISHED),
+            duplicates: counter!(names::DUPLICATES, "venue" => venue),
             gaps: per_channel(names::GAPS),
             exchange_to_receive: histogram!(names::EXCHANGE_TO_RECEIVE, "venue" => venue),
             receive_to_publish: histogram!(names::RECEIVE_TO_PUBLISH, "venue" => venue),
@@ -217,6 +222,11 @@ impl FeedTelemetry {
         self.receive_to_publish
             .record(received.elapsed().as_secs_f64());
         tracing::trace!(venue = self.venue, %channel, "published");
+    }
+
+    /// An event was skipped as already published.
+    pub fn duplicate(&self) {
+        self.duplicates.increment(1);
     }
 
     /// A message was lost before NATS.

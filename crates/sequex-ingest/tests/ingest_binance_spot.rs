@@ -440,3 +440,108 @@ async fn nats_outage_never_stalls_the_socket_and_every_loss_is_counted() {
         "the exchange connection survived the outage"
     );
 }
+
+/// More streams than one connection may carry are spread over several connections, each
+/// with its own combined-stream URL, and every frame still lands once.
+#[tokio::test]
+async fn streams_are_spread_over_connections_past_the_per_connection_limit() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let frames: Vec<CapturedFrame> = [capture::SPOT_BTCUSDT, capture::SPOT_ETHUSDT]
+        .into_iter()
+        .flat_map(|name| capture::load(name).unwrap())
+        .filter(|f| {
+            f.stream()
+                .is_some_and(|s| s.ends_with("@trade") || s.ends_with("@depth@100ms"))
+        })
+        .filter(|f| f.received_ns < 1_723_161_300_000_000_000)
+        .collect();
+    let want = frames.len();
+    let fake = FakeBinance::start(Script {
+        frames,
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let _daemon = Daemon::start(&[
+        "--symbols",
+        "BTCUSDT,ETHUSDT",
+        "--ws-url",
+        &ws,
+        "--nats-url",
+        &nats,
+        "--streams-per-connection",
+        "1",
+    ]);
+    eventually(
+        Duration::from_secs(60),
+        "every frame of four connections",
+        || async { seen.lock().unwrap().len() >= want },
+    )
+    .await;
+    assert_eq!(seen.lock().unwrap().len(), want);
+    let mut requests = fake.requests();
+    requests.sort();
+    assert_eq!(
+        requests,
+        [
+            "/stream?streams=btcusdt@depth@100ms",
+            "/stream?streams=btcusdt@trade",
+            "/stream?streams=ethusdt@depth@100ms",
+            "/stream?streams=ethusdt@trade",
+        ]
+    );
+}
+
+/// `serverShutdown` triggers a make-before-break reconnect: no frame is lost and the
+/// events both connections carry are published once. A silent feed is replaced after
+/// `--stale-after`.
+#[tokio::test]
+async fn server_shutdown_and_silence_trigger_reconnects() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let (frames, expected) = btcusdt(400);
+    let shutdown = Message::text(r#"{"e":"serverShutdown","E":1723161255343}"#);
+    let fake = FakeBinance::start(Script {
+        frames,
+        inject: vec![(200, shutdown)],
+        overlap: 50,
+        pace: Some(Duration::from_millis(2)),
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--stale-after", "1s"]));
+    eventually(Duration::from_secs(30), "planned reconnect", || async {
+        daemon
+            .metric("sequex_reconnects_total", &["reason=\"server_shutdown\""])
+            .await
+            == 1.0
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "every frame, across the reconnect",
+        || async { seen.lock().unwrap().len() >= expected.len() },
+    )
+    .await;
+    // The fake sends no pings: after the last frame the feed goes silent.
+    eventually(Duration::from_secs(30), "stale reconnect", || async {
+        daemon
+            .metric("sequex_reconnects_total", &["reason=\"stale\""])
+            .await
+            >= 1.0
+    })
+    .await;
+    assert!(
+        received(&seen) == expected,
+        "each frame once, in order, across the handover"
+    );
+    assert!(
+        daemon.metric("sequex_duplicate_events_total", &[]).await > 0.0,
+        "the overlap was seen and skipped"
+    );
+    assert_eq!(daemon.metric("sequex_sequence_gaps_total", &[]).await, 0.0);
+}

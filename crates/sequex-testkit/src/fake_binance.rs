@@ -26,9 +26,14 @@ pub struct Script {
     /// Send a ping this often.
     pub ping_every: Option<Duration>,
     /// Drop the TCP connection without a close frame after this many frames, on the first
-    /// connection only. The next connection resumes where it stopped.
+    /// connection only.
     pub drop_after: Option<usize>,
-    /// Messages sent before the frame with this index (counted per stream set).
+    /// A new connection starts this many frames before the furthest any connection got,
+    /// as Binance sends the same events on every connection open at the time; 0 resumes
+    /// exactly where the last connection stopped.
+    pub overlap: usize,
+    /// Messages sent before the frame with this index (per stream set), the first time
+    /// that frame is sent.
     pub inject: Vec<(usize, Message)>,
     /// Pause this long between frames (none: as fast as the socket takes them).
     pub pace: Option<Duration>,
@@ -39,8 +44,8 @@ struct State {
     connections: AtomicUsize,
     pongs: AtomicUsize,
     requests: Mutex<Vec<String>>,
-    // Frames already sent, per requested stream set: a reconnect resumes after them.
-    cursors: Mutex<HashMap<String, usize>>,
+    // The furthest frame index any connection reached, per requested stream set.
+    furthest: Mutex<HashMap<String, usize>>,
 }
 
 /// A running fake server; stops on drop.
@@ -89,10 +94,10 @@ impl FakeBinance {
         self.state.requests.lock().expect("not poisoned").clone()
     }
 
-    /// Frames sent so far over every stream set.
+    /// Distinct frames sent so far over every stream set.
     pub fn frames_sent(&self) -> usize {
         self.state
-            .cursors
+            .furthest
             .lock()
             .expect("not poisoned")
             .values()
@@ -161,14 +166,17 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
     });
 
     let mut ping = script.ping_every.map(tokio::time::interval);
-    let mut sent_here = 0usize;
-    loop {
-        let next = *state
-            .cursors
+    let furthest = |state: &State| {
+        *state
+            .furthest
             .lock()
             .expect("not poisoned")
             .get(&key)
-            .unwrap_or(&0);
+            .unwrap_or(&0)
+    };
+    let mut next = furthest(&state).saturating_sub(script.overlap);
+    let mut sent_here = 0usize;
+    loop {
         if connection == 0 && script.drop_after.is_some_and(|n| sent_here >= n) {
             // Drop without a close frame, as a network failure would.
             reader.abort();
@@ -196,7 +204,12 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
                 continue;
             }
         }
-        for (_, message) in script.inject.iter().filter(|(at, _)| *at == next) {
+        let first_time = next >= furthest(&state);
+        for (_, message) in script
+            .inject
+            .iter()
+            .filter(|(at, _)| first_time && *at == next)
+        {
             if tx.send(message.clone()).await.is_err() {
                 return;
             }
@@ -208,13 +221,13 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
         {
             break;
         }
+        next += 1;
         sent_here += 1;
-        *state
-            .cursors
-            .lock()
-            .expect("not poisoned")
-            .entry(key.clone())
-            .or_default() += 1;
+        {
+            let mut all = state.furthest.lock().expect("not poisoned");
+            let reached = all.entry(key.clone()).or_default();
+            *reached = (*reached).max(next);
+        }
         if let Some(pace) = script.pace {
             tokio::time::sleep(pace).await;
         }

@@ -1,0 +1,188 @@
+//! Classify and route, per frame, over the real spot mix (BTCUSDT and ETHUSDT trades and
+//! depth@100ms, in receive order), beside the alternatives the design was chosen over.
+//!
+//! Every variant does the same job: find the stream, the event type, the event time and
+//! the sequence ids, pick the subject, and produce the payload. `sequex/*` is the
+//! daemon's own `Router::route`, exactly as it runs.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sequex_benches::spot_mix;
+use sequex_ingest::route::{Router, StreamSpec};
+use sequex_ingest::venue::DepthSpeed;
+use sequex_ingest::venue::binance::BinanceSpot;
+use sequex_subjects::{Channel, Subject, Symbol, SymbolSubjects};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+fn specs() -> Vec<StreamSpec> {
+    ["BTCUSDT", "ETHUSDT"]
+        .into_iter()
+        .flat_map(|s| {
+            Channel::ALL.map(|channel| StreamSpec {
+                symbol: Symbol::from_static(s),
+                channel,
+            })
+        })
+        .collect()
+}
+
+/// The straightforward forwarder: a `Value` per frame, `format!` for the subject and id,
+/// the payload re-serialised (which also reorders its keys: not even byte-identical).
+fn naive(frame: &[u8]) -> Option<(String, Vec<u8>, String)> {
+    let v: serde_json::Value = serde_json::from_slice(frame).ok()?;
+    let (symbol, _) = v["stream"].as_str()?.split_once('@')?;
+    let data = &v["data"];
+    let (channel, id) = match data["e"].as_str()? {
+        "trade" => ("trade", data["t"].as_u64()?),
+        "depthUpdate" => ("depth", data["u"].as_u64()?),
+        _ => return None,
+    };
+    let symbol = symbol.to_uppercase();
+    let subject = format!("TRADE.{channel}.{symbol}");
+    let msg_id = format!("binance-spot:{channel}:{symbol}:{id}");
+    Some((subject, serde_json::to_vec(data).ok()?, msg_id))
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    stream: &'a str,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    e: &'a str,
+    #[serde(rename = "E")]
+    time: u64,
+    t: Option<u64>,
+    #[serde(rename = "U")]
+    first: Option<u64>,
+    u: Option<u64>,
+}
+
+/// serde with borrowed fields and a `RawValue` payload (zero-copy), the same pre-built
+/// routing table, no headers.
+fn borrowed<'a>(
+    frame: &Bytes,
+    table: &'a HashMap<&'static str, Subject>,
+) -> Option<(&'a Subject, Bytes, u64, u64)> {
+    let envelope: Envelope<'_> = serde_json::from_slice(frame).ok()?;
+    let subject = table.get(envelope.stream)?;
+    let event: Event<'_> = serde_json::from_str(envelope.data.get()).ok()?;
+    let id = if event.e == "trade" {
+        event.t?
+    } else {
+        event.u.max(event.first)?
+    };
+    Some((
+        subject,
+        frame.slice_ref(envelope.data.get().as_bytes()),
+        id,
+        event.time,
+    ))
+}
+
+/// simd-json: it parses in place, so each frame is copied first (counted here).
+fn simd(
+    frame: &Bytes,
+    scratch: &mut Vec<u8>,
+    table: &HashMap<&'static str, Subject>,
+) -> Option<(Subject, u64, u64)> {
+    use simd_json::prelude::*;
+    scratch.clear();
+    scratch.extend_from_slice(frame);
+    let v = simd_json::to_borrowed_value(scratch).ok()?;
+    let subject = table.get(v.get("stream")?.as_str()?)?.clone();
+    let data = v.get("data")?;
+    let id = match data.get("e")?.as_str()? {
+        "trade" => data.get("t")?.as_u64()?,
+        _ => data.get("u")?.as_u64()?,
+    };
+    Some((subject, id, data.get("E")?.as_u64()?))
+}
+
+/// The routing table the alternatives share: stream name to pre-built subject.
+fn table() -> HashMap<&'static str, Subject> {
+    let mut table = HashMap::new();
+    for (symbol, lower) in [("BTCUSDT", "btcusdt"), ("ETHUSDT", "ethusdt")] {
+        let subjects = SymbolSubjects::new(&Symbol::from_static(symbol));
+        let trade: &'static str = Box::leak(format!("{lower}@trade").into_boxed_str());
+        let depth: &'static str = Box::leak(format!("{lower}@depth@100ms").into_boxed_str());
+        table.insert(trade, subjects.live(Channel::Trade).clone());
+        table.insert(depth, subjects.live(Channel::Depth).clone());
+    }
+    table
+}
+
+fn classify_route(c: &mut Criterion) {
+    let frames = spot_mix();
+    let bytes: usize = frames.iter().map(Bytes::len).sum();
+    let table = table();
+    // Every variant must do the whole job on every frame, or the comparison means nothing.
+    let mut check = Router::<BinanceSpot>::new(&specs(), DepthSpeed::Ms100, true);
+    let mut scratch = Vec::with_capacity(1 << 16);
+    for f in &frames {
+        assert!(check.route(f, 0).is_ok(), "sequex routes every frame");
+        assert!(naive(f).is_some() && borrowed(f, &table).is_some());
+        assert!(simd(f, &mut scratch, &table).is_some());
+    }
+    println!("spot mix: {} frames, {} bytes", frames.len(), bytes);
+
+    let mut group = c.benchmark_group("classify_route");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    for headers in [false, true] {
+        let name = if headers {
+            "sequex/headers"
+        } else {
+            "sequex/no_headers"
+        };
+        let mut router = Router::<BinanceSpot>::new(&specs(), DepthSpeed::Ms100, headers);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for frame in &frames {
+                    let _ = black_box(router.route(frame, 1_723_161_255_000_000_000));
+                }
+            })
+        });
+    }
+    group.bench_function("naive_serde_value", |b| {
+        b.iter(|| frames.iter().for_each(|f| drop(black_box(naive(f)))))
+    });
+    group.bench_function("serde_borrowed", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .for_each(|f| drop(black_box(borrowed(f, &table))))
+        })
+    });
+    group.bench_function("simd_json_with_copy", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .for_each(|f| drop(black_box(simd(f, &mut scratch, &table))))
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("classify_route_bytes");
+    group.throughput(Throughput::Bytes(bytes as u64));
+    let mut router = Router::<BinanceSpot>::new(&specs(), DepthSpeed::Ms100, false);
+    group.bench_function("sequex/no_headers", |b| {
+        b.iter(|| {
+            for frame in &frames {
+                let _ = black_box(router.route(frame, 0));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, classify_route);
+criterion_main!(benches);
