@@ -16,5 +16,15 @@ pub fn spot_mix() -> Vec<Bytes> {
         })
         .collect();
     frames.sort_by_key(|f| f.received_ns);
-    frames.into_iter().map(|f| Bytes::from(f.text)).collect()
+    // Slices of one buffer, as tungstenite hands out slices of its read buffer: cloning a
+    // payload out of a frame is then a reference-count increment, as in the daemon.
+    let all = Bytes::from(frames.iter().map(|f| f.text.as_str()).collect::<String>());
+    let mut at = 0;
+    frames
+        .iter()
+        .map(|f| {
+            at += f.text.len();
+            all.slice(at - f.text.len()..at)
+        })
+        .collect()
 }

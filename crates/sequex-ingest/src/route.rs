@@ -3,8 +3,10 @@
 //!
 //! Synchronous and I/O-free, so that it is benchmarked exactly as it runs.
 
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Range;
+use std::sync::Mutex;
 
 use async_nats::header::HeaderName;
 use async_nats::message::OutboundMessage;
@@ -86,10 +88,7 @@ impl<V: Venue> Router<V> {
                 let name = V::stream_name(&spec.symbol, spec.channel, depth);
                 index.insert(name.into_bytes().into_boxed_slice(), i);
                 Route {
-                    subject: SymbolSubjects::new(&spec.symbol)
-                        .live(spec.channel)
-                        .clone()
-                        .into(),
+                    subject: static_subject(SymbolSubjects::new(&spec.symbol).live(spec.channel)),
                     msg_id_prefix: header::message_id_prefix(V::ID, spec.channel, &spec.symbol),
                     spec: spec.clone(),
                     last_id: None,
@@ -141,6 +140,24 @@ impl<V: Venue> Router<V> {
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.routes.iter().map(|r| &r.spec)
     }
+}
+
+/// The subject as a `'static` string, interned for the life of the process, so that the
+/// per-message clone is a pointer copy instead of two atomic reference-count updates.
+/// Bounded: one entry per configured symbol and channel, however many routers are built.
+fn static_subject(subject: &sequex_subjects::Subject) -> async_nats::Subject {
+    static INTERNED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    // A poisoned set is still a valid set: nothing panics while holding the lock.
+    let mut interned = INTERNED.lock().unwrap_or_else(|p| p.into_inner());
+    let text = match interned.get(subject.as_str()) {
+        Some(text) => *text,
+        None => {
+            let text: &'static str = Box::leak(subject.as_str().into());
+            interned.insert(text);
+            text
+        }
+    };
+    async_nats::Subject::from_static(text)
 }
 
 fn headers(

@@ -38,7 +38,7 @@ pub(crate) fn members<'a, const N: usize>(
         pos = skip_ws(obj, key_end + 1);
         pos = skip_ws(obj, expect(obj, pos, b':')?);
         let (value, next) = value(obj, pos)?;
-        if let Some(i) = keys.iter().position(|k| *k == key)
+        if let Some(i) = index_of(&keys, key)
             && found[i].is_none()
         {
             found[i] = Some(value);
@@ -55,6 +55,89 @@ pub(crate) fn members<'a, const N: usize>(
             None => return Err(ScanError::Truncated),
         }
     }
+}
+
+/// The position of `key` in `keys`. Keys are a byte or two: an inlined loop beats a
+/// `memcmp` call per comparison.
+#[inline(always)]
+fn index_of(keys: &[&[u8]], key: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < keys.len() {
+        let k = keys[i];
+        if k.len() == key.len() && k.iter().zip(key).all(|(a, b)| a == b) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of the first `needle` in `haystack`, eight bytes at a time. For the short
+/// runs routing reads (stream names, symbols) this beats both a byte loop and a `memchr`
+/// call, whose set-up costs more than the search.
+#[inline(always)]
+pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = LOW.wrapping_mul(u64::from(needle));
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("chunks_exact yields 8 bytes"));
+        let x = word ^ pattern;
+        // A zero byte in `x` is a match; this sets its high bit (and no bit below the first).
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| offset + i)
+}
+
+/// A run of 1 to 19 ASCII digits at the start of `text` (19 digits cannot overflow) and
+/// what follows it. Eight digits at a time where it can.
+#[inline(always)]
+pub(crate) fn leading_u64(text: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    let mut len = 0;
+    while let Some(chunk) = text.get(len..len + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("the range is 8 bytes long"));
+        let Some(eight) = eight_digits(word) else {
+            break;
+        };
+        value = value.wrapping_mul(100_000_000).wrapping_add(eight);
+        len += 8;
+    }
+    while let Some(&b) = text.get(len) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        len += 1;
+    }
+    (1..=19).contains(&len).then(|| (value, &text[len..]))
+}
+
+/// The value of eight ASCII digits read little-endian, or `None` if any byte is not a digit.
+/// (D. Lemire, "Fast integer parsing": two multiplications for eight digits.)
+#[inline(always)]
+fn eight_digits(word: u64) -> Option<u64> {
+    let digits = word.wrapping_sub(0x3030_3030_3030_3030);
+    // Every byte must be 0..=9: no high nibble before or after adding 6.
+    let over = (digits | digits.wrapping_add(0x0606_0606_0606_0606)) & 0xF0F0_F0F0_F0F0_F0F0;
+    if over != 0 {
+        return None;
+    }
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
+    let low = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let high = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    Some(low.wrapping_add(high) >> 32)
 }
 
 /// Parses an unsigned decimal integer written without sign, fraction or exponent.
@@ -87,7 +170,21 @@ fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
 }
 
 /// `start` is just past an opening quote; returns the index of the closing quote.
+#[inline(always)]
 fn string_end(buf: &[u8], start: usize) -> Result<usize, ScanError> {
+    // Routing fields are short strings: a plain loop first, SIMD only for long ones.
+    for (i, &b) in buf.iter().enumerate().skip(start).take(24) {
+        match b {
+            b'"' => return Ok(i),
+            b'\\' => return string_end_long(buf, i),
+            _ => {}
+        }
+    }
+    string_end_long(buf, start)
+}
+
+#[inline(never)]
+fn string_end_long(buf: &[u8], start: usize) -> Result<usize, ScanError> {
     let mut pos = start;
     loop {
         match memchr2(b'"', b'\\', &buf[pos..]) {
@@ -197,6 +294,34 @@ mod tests {
             );
         }
         assert_eq!(members(b"{}", [b"t"]), Ok([None]));
+    }
+
+    #[test]
+    fn word_at_a_time_helpers_agree_with_plain_loops() {
+        let text = b"btcusdt@depth@100ms\",\"data\":{}";
+        for n in 0..text.len() {
+            for needle in [b'"', b'@', b'{', b'x'] {
+                let want = text[n..].iter().position(|&b| b == needle);
+                assert_eq!(find_byte(&text[n..], needle), want);
+            }
+        }
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = seed % 10u64.pow((seed % 19) as u32 + 1);
+            let text = format!("{n},");
+            assert_eq!(leading_u64(text.as_bytes()), Some((n, &b","[..])), "{text}");
+        }
+        assert_eq!(
+            leading_u64(b"1234567890123456789}"),
+            Some((1234567890123456789, &b"}"[..]))
+        );
+        assert_eq!(leading_u64(b"12345678901234567890"), None, "20 digits");
+        assert_eq!(leading_u64(b"x1"), None);
+        assert_eq!(leading_u64(b"12345678:"), Some((12345678, &b":"[..])));
+        assert_eq!(leading_u64(b"1234567/9"), Some((1234567, &b"/9"[..])));
     }
 
     #[test]
