@@ -545,3 +545,63 @@ async fn server_shutdown_and_silence_trigger_reconnects() {
     );
     assert_eq!(daemon.metric("sequex_sequence_gaps_total", &[]).await, 0.0);
 }
+
+/// A trade the exchange never sent is a gap: counted, and the next trade carries
+/// `Sequex-Gap` with the missing id range.
+#[tokio::test]
+async fn a_missing_trade_is_flagged_on_the_next_message() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let (mut frames, mut expected) = btcusdt(300);
+    let missing = frames
+        .iter()
+        .position(|f| f.stream() == Some("btcusdt@trade"))
+        .unwrap()
+        + 1;
+    let missing = missing
+        + frames[missing..]
+            .iter()
+            .position(|f| f.stream() == Some("btcusdt@trade"))
+            .unwrap();
+    let lost = frames.remove(missing);
+    expected.remove(missing);
+    let lost_id: u64 =
+        serde_json::from_str::<serde_json::Value>(lost.data().unwrap()).unwrap()["t"]
+            .as_u64()
+            .unwrap();
+    let fake = FakeBinance::start(Script {
+        frames,
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = Daemon::start(&daemon_args(&ws, &nats, &[]));
+    eventually(Duration::from_secs(30), "every frame sent", || async {
+        seen.lock().unwrap().len() >= expected.len()
+    })
+    .await;
+    assert!(received(&seen) == expected);
+    let flagged: Vec<(String, String)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            let gap = m.headers.as_ref()?.get(header::GAP)?;
+            Some((m.subject.to_string(), gap.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        flagged,
+        [(
+            "TRADE.trade.BTCUSDT".to_string(),
+            format!("{lost_id}-{lost_id}")
+        )]
+    );
+    assert_eq!(
+        daemon
+            .metric("sequex_sequence_gaps_total", &["channel=\"trade\""])
+            .await,
+        1.0
+    );
+}
