@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, bus, collect, eventually, stream_count};
+use common::{bus, collect, eventually, start_daemon, stream_count};
 use sequex_subjects::header;
 use sequex_testkit::capture::{self, CapturedFrame};
 use sequex_testkit::{FakeBinance, NatsServer, Script};
@@ -69,7 +69,7 @@ async fn every_frame_lands_once_byte_identical_then_in_record_and_sigterm_exits_
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &[]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
 
     let want = expected.len();
     eventually(
@@ -170,7 +170,7 @@ async fn a_dropped_connection_is_reconnected_and_nothing_is_lost() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &[]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
 
     eventually(Duration::from_secs(60), "every frame published", || async {
         seen.lock().unwrap().len() >= expected.len()
@@ -223,7 +223,7 @@ async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--max-frame-bytes", "100000"]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--max-frame-bytes", "100000"]));
 
     eventually(
         Duration::from_secs(60),
@@ -264,7 +264,7 @@ async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
 async fn a_missing_stream_exits_2_with_the_command_that_creates_it() {
     let server = NatsServer::start().await.unwrap();
     let nats = server.url();
-    let daemon = Daemon::start(&[
+    let daemon = start_daemon(&[
         "--symbols",
         "BTCUSDT",
         "--nats-url",
@@ -294,7 +294,7 @@ async fn wait_for_streams_waits_until_the_stream_appears() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--wait-for-streams", "60s"]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--wait-for-streams", "60s"]));
     eventually(Duration::from_secs(10), "waiting is logged", || async {
         daemon.logs().contains("waiting for the stream")
     })
@@ -319,7 +319,7 @@ async fn wait_for_streams_waits_until_the_stream_appears() {
 
 #[tokio::test]
 async fn an_invalid_symbol_exits_before_connecting() {
-    let daemon = Daemon::start(&[
+    let daemon = start_daemon(&[
         "--symbols",
         "BTCUSDT,BTC.USDT",
         "--nats-url",
@@ -336,7 +336,7 @@ async fn nats_down_at_start_is_retried_and_sigterm_still_exits() {
     let mut server = NatsServer::start().await.unwrap();
     server.kill().await.unwrap();
     let nats = server.url();
-    let daemon = Daemon::start(&[
+    let daemon = start_daemon(&[
         "--symbols",
         "BTCUSDT",
         "--nats-url",
@@ -391,7 +391,7 @@ async fn nats_outage_never_stalls_the_socket_and_every_loss_is_counted() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--publish-queue", "64"]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--publish-queue", "64"]));
     eventually(Duration::from_secs(20), "publishing", || async {
         daemon.metric("sequex_published_messages_total", &[]).await > 100.0
     })
@@ -464,7 +464,7 @@ async fn streams_are_spread_over_connections_past_the_per_connection_limit() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let _daemon = Daemon::start(&[
+    let _daemon = start_daemon(&[
         "--symbols",
         "BTCUSDT,ETHUSDT",
         "--ws-url",
@@ -513,7 +513,7 @@ async fn server_shutdown_and_silence_trigger_reconnects() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &["--stale-after", "1s"]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--stale-after", "1s"]));
     eventually(Duration::from_secs(30), "planned reconnect", || async {
         daemon
             .metric("sequex_reconnects_total", &["reason=\"server_shutdown\""])
@@ -576,7 +576,7 @@ async fn a_missing_trade_is_flagged_on_the_next_message() {
     .await
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = Daemon::start(&daemon_args(&ws, &nats, &[]));
+    let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
     eventually(Duration::from_secs(30), "every frame sent", || async {
         seen.lock().unwrap().len() >= expected.len()
     })

@@ -3,12 +3,14 @@
 //! # Layout
 //! - [`nats_server`]: a real `nats-server` child per test, on a free loopback port.
 //! - [`capture`]: the real Binance captures in `shared/fixtures/binance/`.
+//! - [`daemon`]: a `sequex-ingest` child process, its probes and metrics.
 //! - [`fake_binance`]: a websocket server that replays them like Binance does.
 //! - [`provision`]: applies the files in `configs/` to a server through the JetStream API,
 //!   as `nats stream add --config` / `nats consumer add --config` would.
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod daemon;
 pub mod fake_binance;
 pub mod nats_server;
 pub mod provision;
@@ -16,6 +18,7 @@ pub mod provision;
 use std::path::{Path, PathBuf};
 
 pub use capture::CapturedFrame;
+pub use daemon::Daemon;
 pub use fake_binance::{FakeBinance, Script};
 pub use nats_server::NatsServer;
 pub use provision::{CONSUMER_FILES, STREAM_FILES, provision_all};

@@ -1,0 +1,496 @@
+//! `sequex-bench-e2e`: the release `sequex-ingest` as a child process between a websocket
+//! feeder replaying the real capture's frames and a real nats-server, measured beside the
+//! ceilings of the same run. One line per figure (`figure <name> = <value> <unit> ...`).
+//! Run through `scripts/bench`, which builds everything first.
+
+mod frames;
+mod rig;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Parser;
+use rig::{FLAT_OUT, Feeder, Sink};
+use sequex_testkit::{Daemon, NatsServer, STREAM_FILES, configs_dir, provision, workspace_root};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Seconds per measured step.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Parts to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ceilings,throughput,latency,cpu,streams,bus"
+    )]
+    only: Vec<String>,
+    /// The nats-server config for the JetStream parts (default: deploy/nats-server.conf).
+    #[arg(long)]
+    nats_config: Option<PathBuf>,
+}
+
+fn figure(name: &str, value: f64, unit: &str, note: &str) {
+    println!("figure {name} = {value:.1} {unit}  {note}");
+}
+
+fn release_bin(name: &str) -> PathBuf {
+    let bin = workspace_root().join("target/release").join(name);
+    assert!(
+        bin.is_file(),
+        "{} missing: run scripts/bench (it builds the release binaries)",
+        bin.display()
+    );
+    bin
+}
+
+fn daemon(feeder: &Feeder, nats: &NatsServer, symbols: &str, extra: &[&str]) -> Daemon {
+    let mut args = vec![
+        "--symbols",
+        symbols,
+        "--ws-url",
+        &feeder.url,
+        "--log",
+        "warn",
+    ];
+    let url = nats.url();
+    args.extend(["--nats-url", &url]);
+    args.extend_from_slice(extra);
+    Daemon::start(&release_bin("sequex-ingest"), &args)
+}
+
+async fn ready(daemon: &Daemon) {
+    for _ in 0..200 {
+        if daemon.ready().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the daemon did not become ready:\n{}", daemon.logs());
+}
+
+/// One step at `rate`: (frames sent, messages received, messages the daemon dropped).
+async fn step(
+    feeder: &Feeder,
+    sink: &Sink,
+    daemon: &Daemon,
+    rate: u64,
+    secs: f64,
+) -> (u64, u64, u64) {
+    let dropped = daemon.metric("sequex_dropped_messages_total", &[]).await;
+    let (sent, received) = (feeder.sent(), sink.settle().await);
+    feeder.set_rate(rate);
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    feeder.set_rate(0);
+    let received = sink.settle().await - received;
+    let dropped = daemon.metric("sequex_dropped_messages_total", &[]).await - dropped;
+    (feeder.sent() - sent, received, dropped as u64)
+}
+
+/// Raises the rate until something is lost; returns the highest lossless rate measured.
+async fn sustained(feeder: &Feeder, sink: &Sink, daemon: &Daemon, secs: f64, label: &str) -> f64 {
+    let mut best = 0.0;
+    for rate in [
+        10_000u64, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 300_000, 400_000, 600_000,
+    ] {
+        let (sent, received, dropped) = step(feeder, sink, daemon, rate, secs).await;
+        let achieved = sent as f64 / secs;
+        let lossless = received == sent && dropped == 0;
+        println!(
+            "  {label} step {rate}/s: sent {sent} ({achieved:.0}/s), received {received}, daemon dropped {dropped} -> {}",
+            if lossless { "lossless" } else { "LOSS" }
+        );
+        if !lossless {
+            break;
+        }
+        best = achieved;
+        if achieved < rate as f64 * 0.9 {
+            println!("  {label}: the feeder cannot send faster; stopping here");
+            break;
+        }
+    }
+    best
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let part = |name: &str| args.only.iter().any(|p| p == name);
+    rig::now_ns();
+    machine();
+
+    let plain = NatsServer::start().await.expect("start nats-server");
+    let client = plain.connect().await.unwrap();
+    let sink = Sink::start(&client, "TRADE.>").await;
+    let feeder = Feeder::start(1).await;
+    let (mut bus, mut socket) = (f64::NAN, f64::NAN);
+
+    if part("ceilings") || part("throughput") {
+        let before = sink.settle().await;
+        let published = rig::publish_direct(&client, FLAT_OUT, args.secs).await;
+        let received = sink.settle().await - before;
+        bus = received as f64 / args.secs;
+        figure(
+            "ceiling.bus",
+            bus,
+            "msgs/s",
+            &format!(
+                "async-nats publishing the payloads straight to a nats-server without streams ({published} published, {received} received)"
+            ),
+        );
+        feeder.set_rate(FLAT_OUT);
+        let frames = rig::bare_reader(&feeder.url, "BTCUSDT", args.secs).await;
+        feeder.set_rate(0);
+        socket = frames as f64 / args.secs;
+        figure(
+            "ceiling.socket",
+            socket,
+            "frames/s",
+            "a bare tokio-tungstenite reader of the same frames over loopback",
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    if part("throughput") || part("latency") || part("cpu") {
+        let d = daemon(&feeder, &plain, "BTCUSDT", &["--skip-stream-check"]);
+        ready(&d).await;
+        if part("throughput") {
+            let best = sustained(&feeder, &sink, &d, args.secs, "daemon").await;
+            let ceiling = bus.min(socket);
+            figure(
+                "e2e.sustained",
+                best,
+                "msgs/s",
+                &format!(
+                    "highest lossless step, headers on, no JetStream capture; target >= 80% of min(bus, socket) = {:.0}; {:.0}% of it",
+                    0.8 * ceiling,
+                    100.0 * best / ceiling
+                ),
+            );
+        }
+        if part("latency") {
+            for rate in [1_000u64, 10_000, 50_000] {
+                sink.record(true);
+                step(&feeder, &sink, &d, rate, args.secs).await;
+                sink.record(false);
+                let (p50, p99, p999, n) = sink.percentiles();
+                sink.record(true);
+                rig::publish_direct(&client, rate, args.secs).await;
+                sink.settle().await;
+                sink.record(false);
+                let (d50, d99, d999, dn) = sink.percentiles();
+                figure(
+                    &format!("latency.{}k.daemon.p50", rate / 1000),
+                    p50,
+                    "us",
+                    &format!("ws send -> subscriber, {n} samples"),
+                );
+                figure(
+                    &format!("latency.{}k.daemon.p99", rate / 1000),
+                    p99,
+                    "us",
+                    "",
+                );
+                figure(
+                    &format!("latency.{}k.daemon.p99.9", rate / 1000),
+                    p999,
+                    "us",
+                    "",
+                );
+                figure(
+                    &format!("latency.{}k.direct.p50", rate / 1000),
+                    d50,
+                    "us",
+                    &format!("publish -> subscriber, no daemon, {dn} samples"),
+                );
+                figure(
+                    &format!("latency.{}k.direct.p99", rate / 1000),
+                    d99,
+                    "us",
+                    "",
+                );
+                figure(
+                    &format!("latency.{}k.direct.p99.9", rate / 1000),
+                    d999,
+                    "us",
+                    "",
+                );
+                figure(
+                    &format!("latency.{}k.added.p99", rate / 1000),
+                    p99 - d99,
+                    "us",
+                    "daemon p99 - direct p99; target <= 100 at 10k",
+                );
+            }
+        }
+        if part("cpu") {
+            let (per_msg, rss) = cpu_at(&feeder, &sink, &d, 10_000, args.secs * 3.0).await;
+            figure(
+                "cpu.daemon.2streams",
+                per_msg,
+                "us/msg",
+                &format!("at 10k msgs/s; peak RSS {:.1} MiB", rss),
+            );
+            let calls = syscalls(d.pid(), &feeder, 10_000, args.secs).await;
+            figure(
+                "syscalls.daemon.2streams",
+                calls,
+                "per msg",
+                "strace -c -f, at 10k msgs/s",
+            );
+        }
+        let _ = d.terminate().await;
+    }
+
+    if part("cpu") {
+        // The baseline, on the same feeder and server.
+        let mut naive = tokio::process::Command::new(release_bin("naive-forwarder"))
+            .args([&feeder.url, &plain.url(), "BTCUSDT"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = naive.id().unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = (rig::cpu_time(pid), sink.settle().await);
+        feeder.set_rate(10_000);
+        tokio::time::sleep(Duration::from_secs_f64(args.secs * 3.0)).await;
+        feeder.set_rate(0);
+        let received = sink.settle().await - before.1;
+        let cpu = rig::cpu_time(pid) - before.0;
+        figure(
+            "cpu.naive.2streams",
+            cpu.as_secs_f64() * 1e6 / received.max(1) as f64,
+            "us/msg",
+            &format!(
+                "serde_json Value + format! + one awaited publish per message, multi-thread runtime; peak RSS {:.1} MiB",
+                rig::peak_rss_kib(pid) as f64 / 1024.0
+            ),
+        );
+        let calls = syscalls(pid, &feeder, 10_000, args.secs).await;
+        figure(
+            "syscalls.naive.2streams",
+            calls,
+            "per msg",
+            "strace -c -f, at 10k msgs/s",
+        );
+        let _ = naive.kill().await;
+
+        // 400 streams: 200 symbols × trade + depth.
+        let wide = Feeder::start(200).await;
+        let symbols = frames::FrameGen::new(200).symbols();
+        let d = daemon(&wide, &plain, &symbols, &["--skip-stream-check"]);
+        ready(&d).await;
+        let (per_msg, rss) = cpu_at(&wide, &sink, &d, 10_000, args.secs * 3.0).await;
+        figure(
+            "cpu.daemon.400streams",
+            per_msg,
+            "us/msg",
+            &format!("at 10k msgs/s over 400 streams; peak RSS {rss:.1} MiB (target <= 40)"),
+        );
+        let _ = d.terminate().await;
+    }
+
+    let config = args
+        .nats_config
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("deploy/nats-server.conf"));
+    if part("streams") {
+        let (js, jclient) = with_streams(&config).await;
+        let jsink = Sink::start(&jclient, "TRADE.>").await;
+        let d = daemon(&feeder, &js, "BTCUSDT", &[]);
+        ready(&d).await;
+        let best = sustained_into_streams(&feeder, &jsink, &d, &jclient, args.secs).await;
+        figure(
+            "e2e.sustained.trade_record",
+            best,
+            "msgs/s",
+            "highest step with every message stored in TRADE and RECORD (real streams from configs/)",
+        );
+        let _ = d.terminate().await;
+    }
+
+    if part("bus") {
+        for (label, files) in [
+            ("trade", &STREAM_FILES[..1]),
+            ("trade_record", &STREAM_FILES[..]),
+        ] {
+            let (js, jclient) = with_stream_files(&config, files).await;
+            let best = bus_limit(&jclient, files.len() == 2, args.secs).await;
+            figure(
+                &format!("bus.sustained.{label}"),
+                best,
+                "msgs/s",
+                "direct publishing; highest step with nothing dropped by the server (and RECORD within 5 s)",
+            );
+            drop(js);
+        }
+    }
+}
+
+async fn with_streams(config: &Path) -> (NatsServer, async_nats::Client) {
+    with_stream_files(config, &STREAM_FILES).await
+}
+
+async fn with_stream_files(config: &Path, files: &[&str]) -> (NatsServer, async_nats::Client) {
+    let server = NatsServer::start_with_args(&["-c", config.to_str().unwrap()])
+        .await
+        .expect("start nats-server");
+    let client = server.connect().await.unwrap();
+    for file in files {
+        provision::add_stream(&client, &configs_dir().join(file))
+            .await
+            .unwrap();
+    }
+    (server, client)
+}
+
+async fn last_seq(client: &async_nats::Client, stream: &str) -> u64 {
+    provision::stream_info(client, stream)
+        .await
+        .ok()
+        .and_then(|i| i["state"]["last_seq"].as_u64())
+        .unwrap_or(0)
+}
+
+async fn sustained_into_streams(
+    feeder: &Feeder,
+    sink: &Sink,
+    d: &Daemon,
+    client: &async_nats::Client,
+    secs: f64,
+) -> f64 {
+    let mut best = 0.0;
+    for rate in [
+        10_000u64, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 300_000,
+    ] {
+        let (t0, r0) = (
+            last_seq(client, "TRADE").await,
+            last_seq(client, "RECORD").await,
+        );
+        let (sent, _, dropped) = step(feeder, sink, d, rate, secs).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (stored, recorded) = (
+            last_seq(client, "TRADE").await - t0,
+            last_seq(client, "RECORD").await - r0,
+        );
+        let ok = stored == sent && recorded == sent && dropped == 0;
+        println!(
+            "  streams step {rate}/s: sent {sent}, TRADE stored {stored}, RECORD stored {recorded}, daemon dropped {dropped} -> {}",
+            if ok { "lossless" } else { "LOSS" }
+        );
+        if !ok {
+            break;
+        }
+        best = sent as f64 / secs;
+    }
+    best
+}
+
+async fn bus_limit(client: &async_nats::Client, record: bool, secs: f64) -> f64 {
+    let mut best = 0.0;
+    for rate in [
+        25_000u64, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000,
+    ] {
+        let (t0, r0) = (
+            last_seq(client, "TRADE").await,
+            last_seq(client, "RECORD").await,
+        );
+        let sent = rig::publish_direct(client, rate, secs).await;
+        client.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let stored = last_seq(client, "TRADE").await - t0;
+        let recorded = if record {
+            last_seq(client, "RECORD").await - r0
+        } else {
+            sent
+        };
+        let ok = stored == sent && recorded == sent;
+        println!(
+            "  bus step {rate}/s: published {sent} ({:.0}/s), TRADE stored {stored}{} -> {}",
+            sent as f64 / secs,
+            if record {
+                format!(", RECORD stored {recorded} after 1 s")
+            } else {
+                String::new()
+            },
+            if ok { "lossless" } else { "LOSS" }
+        );
+        if !ok {
+            break;
+        }
+        best = sent as f64 / secs;
+        if (sent as f64) < rate as f64 * secs * 0.9 {
+            break;
+        }
+    }
+    best
+}
+
+/// CPU µs per message and peak RSS (MiB) of `d` at `rate` for `secs`.
+async fn cpu_at(feeder: &Feeder, sink: &Sink, d: &Daemon, rate: u64, secs: f64) -> (f64, f64) {
+    let cpu = rig::cpu_time(d.pid());
+    let (_, received, _) = step(feeder, sink, d, rate, secs).await;
+    let used = rig::cpu_time(d.pid()) - cpu;
+    (
+        used.as_secs_f64() * 1e6 / received.max(1) as f64,
+        rig::peak_rss_kib(d.pid()) as f64 / 1024.0,
+    )
+}
+
+/// System calls per message of process `pid` at `rate`, counted by `strace -c -f`.
+async fn syscalls(pid: u32, feeder: &Feeder, rate: u64, secs: f64) -> f64 {
+    let out = std::env::temp_dir().join(format!("sequex-strace-{pid}.txt"));
+    let Ok(mut strace) = tokio::process::Command::new("strace")
+        .args(["-c", "-f", "-o"])
+        .arg(&out)
+        .args(["-p", &pid.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        println!("  strace not available: no syscall count");
+        return f64::NAN;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = feeder.sent();
+    feeder.set_rate(rate);
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    feeder.set_rate(0);
+    let sent = feeder.sent() - sent;
+    let _ = tokio::process::Command::new("kill")
+        .args(["-INT", &strace.id().unwrap_or(0).to_string()])
+        .status()
+        .await;
+    let _ = strace.wait().await;
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let calls: f64 = text
+        .lines()
+        .find(|l| l.trim_end().ends_with("total"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .unwrap_or(f64::NAN);
+    println!("  strace of pid {pid}: {calls} calls for {sent} frames\n{text}");
+    calls / sent.max(1) as f64
+}
+
+fn machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split(':')
+                .nth(1)
+                .map(str::trim)
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let server =
+        std::process::Command::new(sequex_testkit::nats_server::nats_server_bin().unwrap())
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+    println!("machine: {cores} cores, {cpu}; {server}");
+}
