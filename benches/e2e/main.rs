@@ -45,19 +45,18 @@ fn release_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// The core the process under test runs on; the bench, the feeder and nats-server run on
+/// the others (`scripts/bench` pins them), as a trading host isolates its hot threads.
+const TEST_CORE: &str = "1";
+
 fn daemon(feeder: &Feeder, nats: &NatsServer, symbols: &str, extra: &[&str]) -> Daemon {
-    let mut args = vec![
-        "--symbols",
-        symbols,
-        "--ws-url",
-        &feeder.url,
-        "--log",
-        "warn",
-    ];
+    let bin = release_bin("sequex-ingest");
     let url = nats.url();
-    args.extend(["--nats-url", &url]);
+    let mut args = vec!["-c", TEST_CORE, bin.to_str().unwrap(), "--symbols", symbols];
+    args.extend(["--ws-url", &feeder.url, "--nats-url", &url, "--log", "warn"]);
     args.extend_from_slice(extra);
-    Daemon::start(&release_bin("sequex-ingest"), &args)
+    // taskset execs the daemon: the pid is the daemon's.
+    Daemon::start(Path::new("taskset"), &args)
 }
 
 async fn ready(daemon: &Daemon) {
@@ -152,6 +151,31 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    if part("latency") {
+        // The websocket hop alone, read in this process: the floor of the daemon path.
+        for rate in [1_000u64, 10_000, 50_000] {
+            let h = std::sync::Mutex::new(
+                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
+            );
+            feeder.set_rate(rate);
+            rig::bare_reader_with(&feeder.url, "BTCUSDT", args.secs, Some(&h)).await;
+            feeder.set_rate(0);
+            let h = h.lock().unwrap();
+            let q = |q| h.value_at_quantile(q) as f64 / 1000.0;
+            figure(
+                &format!("latency.{}k.socket.p99", rate / 1000),
+                q(0.99),
+                "us",
+                &format!(
+                    "ws send -> bare reader in the bench process: p50 {:.1}, p99.9 {:.1}",
+                    q(0.5),
+                    q(0.999)
+                ),
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     if part("throughput") || part("latency") || part("cpu") {
         let d = daemon(&feeder, &plain, "BTCUSDT", &["--skip-stream-check"]);
         ready(&d).await;
@@ -175,6 +199,7 @@ async fn main() {
                 step(&feeder, &sink, &d, rate, args.secs).await;
                 sink.record(false);
                 let (p50, p99, p999, n) = sink.percentiles();
+                let (a50, a99) = sink.after_daemon();
                 sink.record(true);
                 rig::publish_direct(&client, rate, args.secs).await;
                 sink.settle().await;
@@ -190,7 +215,9 @@ async fn main() {
                     &format!("latency.{}k.daemon.p99", rate / 1000),
                     p99,
                     "us",
-                    "",
+                    &format!(
+                        "of which after the daemon read the frame: p50 {a50:.1}, p99 {a99:.1}"
+                    ),
                 );
                 figure(
                     &format!("latency.{}k.daemon.p99.9", rate / 1000),
@@ -245,7 +272,9 @@ async fn main() {
 
     if part("cpu") {
         // The baseline, on the same feeder and server.
-        let mut naive = tokio::process::Command::new(release_bin("naive-forwarder"))
+        let mut naive = tokio::process::Command::new("taskset")
+            .args(["-c", TEST_CORE])
+            .arg(release_bin("naive-forwarder"))
             .args([&feeder.url, &plain.url(), "BTCUSDT"])
             .stdin(Stdio::null())
             .kill_on_drop(true)

@@ -2,7 +2,7 @@
 //! with a latency histogram, a paced direct publisher, and process statistics.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,11 +13,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::frames::{FrameGen, sent_ns};
 
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// ns since the bench started: the clock of every `E` the feeder writes.
+/// Wall-clock ns since the epoch: the clock of every `E` the feeder writes, and the one
+/// the daemon's `Sequex-Receive-Time-Ns` header uses, so that a latency can be split at
+/// the daemon.
 pub(crate) fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// "As fast as the socket takes them".
@@ -107,6 +109,8 @@ pub(crate) struct Sink {
     count: AtomicU64,
     recording: AtomicBool,
     latency: Mutex<Histogram<u64>>,
+    // From the daemon's receive stamp to the subscriber (messages with headers only).
+    after_daemon: Mutex<Histogram<u64>>,
 }
 
 impl Sink {
@@ -115,6 +119,7 @@ impl Sink {
             count: AtomicU64::new(0),
             recording: AtomicBool::new(false),
             latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()),
+            after_daemon: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()),
         });
         let mut sub = client.subscribe(subject.to_string()).await.unwrap();
         client.flush().await.unwrap();
@@ -125,11 +130,25 @@ impl Sink {
                 if s.recording.load(Ordering::Relaxed)
                     && let Some(sent) = sent_ns(&msg.payload)
                 {
+                    let now = now_ns();
                     let _ = s
                         .latency
                         .lock()
                         .unwrap()
-                        .record(now_ns().saturating_sub(sent).max(1));
+                        .record(now.saturating_sub(sent).max(1));
+                    let stamp = msg.headers.as_ref().and_then(|h| {
+                        h.get("Sequex-Receive-Time-Ns")?
+                            .as_str()
+                            .parse::<u64>()
+                            .ok()
+                    });
+                    if let Some(stamp) = stamp {
+                        let _ = s
+                            .after_daemon
+                            .lock()
+                            .unwrap()
+                            .record(now.saturating_sub(stamp).max(1));
+                    }
                 }
             }
         });
@@ -144,6 +163,7 @@ impl Sink {
     pub(crate) fn record(&self, on: bool) {
         if on {
             self.latency.lock().unwrap().reset();
+            self.after_daemon.lock().unwrap().reset();
         }
         self.recording.store(on, Ordering::SeqCst);
     }
@@ -153,6 +173,15 @@ impl Sink {
         let h = self.latency.lock().unwrap();
         let us = |q| h.value_at_quantile(q) as f64 / 1000.0;
         (us(0.5), us(0.99), us(0.999), h.len())
+    }
+
+    /// (p50, p99) in µs from the daemon's receive stamp to the subscriber.
+    pub(crate) fn after_daemon(&self) -> (f64, f64) {
+        let h = self.after_daemon.lock().unwrap();
+        (
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+        )
     }
 
     /// Waits until the count stops moving (everything in flight arrived).
@@ -212,8 +241,18 @@ pub(crate) fn data_of(frame: &str) -> Bytes {
     Bytes::copy_from_slice(&frame.as_bytes()[start..frame.len() - 1])
 }
 
-/// Reads frames as fast as they come for `secs` (the socket ceiling).
+/// Reads frames as fast as they come for `secs` (the socket ceiling); with `latency`,
+/// records each frame's send-to-read time there.
 pub(crate) async fn bare_reader(url: &str, symbols: &str, secs: f64) -> u64 {
+    bare_reader_with(url, symbols, secs, None).await
+}
+
+pub(crate) async fn bare_reader_with(
+    url: &str,
+    symbols: &str,
+    secs: f64,
+    latency: Option<&Mutex<Histogram<u64>>>,
+) -> u64 {
     let streams: Vec<String> = symbols
         .split(',')
         .flat_map(|s| {
@@ -229,7 +268,15 @@ pub(crate) async fn bare_reader(url: &str, symbols: &str, secs: f64) -> u64 {
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < secs {
         match tokio::time::timeout(Duration::from_millis(100), ws.next()).await {
-            Ok(Some(Ok(Message::Text(_)))) => n += 1,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                n += 1;
+                if let (Some(h), Some(sent)) = (latency, sent_ns(text.as_bytes())) {
+                    let _ = h
+                        .lock()
+                        .unwrap()
+                        .record(now_ns().saturating_sub(sent).max(1));
+                }
+            }
             Ok(Some(Ok(_))) | Err(_) => {}
             _ => break,
         }

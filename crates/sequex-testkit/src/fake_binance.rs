@@ -112,6 +112,8 @@ impl Drop for FakeBinance {
 }
 
 async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
+    // Without it, Nagle and delayed acks hold small frames for 40 ms.
+    let _ = tcp.set_nodelay(true);
     let mut path = String::new();
     // The callback's signature is tungstenite's; its error type is not ours to shrink.
     #[allow(clippy::result_large_err)]
