@@ -55,6 +55,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the server (as a crash would) and waits until it is gone.
     pub async fn kill(&mut self) -> Result<(), Error> {
         self.child.kill().await?;
