@@ -14,13 +14,9 @@ use sequex_testkit::{CONSUMER_FILES, NatsServer, STREAM_FILES, configs_dir, prov
 /// A server with both streams (consumers are added by the tests that need them, so that
 /// "deliver new" has a before and an after).
 async fn with_streams() -> (NatsServer, async_nats::Client, jetstream::Context) {
-    let server = NatsServer::start().await.expect("start nats-server");
-    let client = server.connect().await.expect("connect");
-    for file in STREAM_FILES {
-        provision::add_stream(&client, &configs_dir().join(file))
-            .await
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-    }
+    let (server, client) = provision::server_with_streams()
+        .await
+        .expect("server with streams");
     let js = jetstream::new(client.clone());
     (server, client, js)
 }
@@ -35,6 +31,19 @@ async fn add_consumers(client: &async_nats::Client) {
 
 fn live(channel: Channel, symbol: &'static str) -> Subject {
     Subject::new(Stream::Trade, channel, &Symbol::from_static(symbol))
+}
+
+/// A core publish (no reply subject) of `payload` on the live subject.
+async fn send(
+    client: &async_nats::Client,
+    channel: Channel,
+    symbol: &'static str,
+    payload: &'static str,
+) {
+    client
+        .publish(live(channel, symbol), payload.into())
+        .await
+        .unwrap();
 }
 
 async fn message_count(js: &jetstream::Context, stream: Stream) -> u64 {
@@ -142,10 +151,7 @@ async fn record_copies_payload_and_headers_byte_for_byte() {
 async fn trade_forgets_after_five_seconds_record_keeps() {
     let (_server, client, js) = with_streams().await;
     let published = Instant::now();
-    client
-        .publish(live(Channel::Depth, "ETHUSDT"), "d".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Depth, "ETHUSDT", "d").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Record, 1).await;
     assert_eq!(message_count(&js, Stream::Trade).await, 1);
@@ -180,10 +186,7 @@ async fn subjects_outside_the_patterns_are_not_captured() {
     ] {
         client.publish(subject, "x".into()).await.unwrap();
     }
-    client
-        .publish(live(Channel::Trade, "BTCUSDT"), "ok".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Trade, "BTCUSDT", "ok").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Record, 1).await;
     assert_eq!(message_count(&js, Stream::Trade).await, 1);
@@ -192,10 +195,7 @@ async fn subjects_outside_the_patterns_are_not_captured() {
 #[tokio::test]
 async fn pubsub_consumer_fans_out_new_messages_without_acks() {
     let (_server, client, js) = with_streams().await;
-    client
-        .publish(live(Channel::Trade, "BTCUSDT"), "before".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Trade, "BTCUSDT", "before").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Trade, 1).await;
 
@@ -267,10 +267,7 @@ async fn fetch_and_ack(consumer: &PullConsumer, max: usize) -> Vec<(String, Byte
 #[tokio::test]
 async fn work_queue_consumer_gives_each_message_to_one_worker() {
     let (_server, client, js) = with_streams().await;
-    client
-        .publish(live(Channel::Trade, "BTCUSDT"), "before".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Trade, "BTCUSDT", "before").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Trade, 1).await;
     add_consumers(&client).await;
@@ -319,21 +316,12 @@ async fn work_queue_consumer_gives_each_message_to_one_worker() {
 #[tokio::test]
 async fn record_consumer_replays_everything_recorded() {
     let (_server, client, js) = with_streams().await;
-    client
-        .publish(live(Channel::Trade, "BTCUSDT"), "early".into())
-        .await
-        .unwrap();
-    client
-        .publish(live(Channel::Depth, "ETHUSDT"), "early-depth".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Trade, "BTCUSDT", "early").await;
+    send(&client, Channel::Depth, "ETHUSDT", "early-depth").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Record, 2).await;
     add_consumers(&client).await;
-    client
-        .publish(live(Channel::Trade, "BTCUSDT"), "late".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Trade, "BTCUSDT", "late").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Record, 3).await;
 
@@ -362,10 +350,7 @@ async fn record_consumer_replays_everything_recorded() {
 #[tokio::test]
 async fn deleting_trade_keeps_record_and_the_documented_procedure_resumes_sourcing() {
     let (_server, client, js) = with_streams().await;
-    client
-        .publish(live(Channel::Trade, "BTCUSDT"), "kept".into())
-        .await
-        .unwrap();
+    send(&client, Channel::Trade, "BTCUSDT", "kept").await;
     client.flush().await.unwrap();
     wait_for_count(&js, Stream::Record, 1).await;
     let info = provision::stream_info(&client, "TRADE").await.unwrap();

@@ -31,6 +31,16 @@ pub async fn provision_all(client: &async_nats::Client, dir: &Path) -> Result<()
     Ok(())
 }
 
+/// A fresh server with TRADE and RECORD created from `configs/`, and a client.
+pub async fn server_with_streams() -> Result<(crate::NatsServer, async_nats::Client), Error> {
+    let server = crate::NatsServer::start().await?;
+    let client = server.connect().await?;
+    for file in STREAM_FILES {
+        add_stream(&client, &crate::configs_dir().join(file)).await?;
+    }
+    Ok((server, client))
+}
+
 /// `nats stream add --config FILE`: returns the server's stream info.
 pub async fn add_stream(client: &async_nats::Client, file: &Path) -> Result<Value, Error> {
     stream_request(client, "CREATE", &read_json(file)?).await

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 pub use sequex_testkit::Daemon;
-use sequex_testkit::{NatsServer, STREAM_FILES, configs_dir, provision};
+use sequex_testkit::{NatsServer, provision};
 
 /// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
@@ -35,14 +35,9 @@ pub fn start_daemon(args: &[&str]) -> Daemon {
 
 /// A server with TRADE and RECORD from `configs/`.
 pub async fn bus() -> (NatsServer, async_nats::Client) {
-    let server = NatsServer::start().await.expect("start nats-server");
-    let client = server.connect().await.expect("connect");
-    for file in STREAM_FILES {
-        provision::add_stream(&client, &configs_dir().join(file))
-            .await
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-    }
-    (server, client)
+    provision::server_with_streams()
+        .await
+        .expect("server with streams")
 }
 
 /// Collects every message on `TRADE.>` in the background.
