@@ -100,44 +100,65 @@ pub(crate) fn find_byte(haystack: &[u8], needle: u8) -> Option<usize> {
 }
 
 /// A run of 1 to 19 ASCII digits at the start of `text` (19 digits cannot overflow) and
-/// what follows it. Eight digits at a time where it can.
+/// what follows it. With 16 bytes to read (always, inside an event) it reads two words and
+/// no byte on its own: about 30 instructions for a 13-digit millisecond time.
 #[inline(always)]
 pub(crate) fn leading_u64(text: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    let mut len = 0;
-    while let Some(chunk) = text.get(len..len + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("the range is 8 bytes long"));
-        let Some(eight) = eight_digits(word) else {
-            break;
-        };
-        value = value.wrapping_mul(100_000_000).wrapping_add(eight);
-        len += 8;
+    let Some(head) = text.get(..16) else {
+        return leading_u64_bytewise(text);
+    };
+    let (d0, n0) = digit_word(&head[..8]);
+    if n0 < 8 {
+        // `n0` digits, right-aligned in an eight-digit word of leading zeros.
+        return (n0 > 0).then(|| (eight_digits(d0 << (64 - 8 * n0)), &text[n0..]));
     }
-    while let Some(&b) = text.get(len) {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            break;
-        }
-        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
-        len += 1;
+    let (d1, n1) = digit_word(&head[8..]);
+    let high = eight_digits(d0);
+    match n1 {
+        0 => Some((high, &text[8..])),
+        8 => leading_u64_bytewise(text),
+        n => Some((
+            high * POW10[n] + eight_digits(d1 << (64 - 8 * n)),
+            &text[8 + n..],
+        )),
     }
-    (1..=19).contains(&len).then(|| (value, &text[len..]))
 }
 
-/// The value of eight ASCII digits read little-endian, or `None` if any byte is not a digit.
-/// (D. Lemire, "Fast integer parsing": two multiplications for eight digits.)
+const POW10: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// The eight bytes as digit values (byte minus `'0'`) and how many of them, from the
+/// first, are digits. Bytes after the first non-digit are not meaningful.
 #[inline(always)]
-fn eight_digits(word: u64) -> Option<u64> {
+fn digit_word(bytes: &[u8]) -> (u64, usize) {
+    let word = u64::from_le_bytes(bytes.try_into().expect("called with 8 bytes"));
     let digits = word.wrapping_sub(0x3030_3030_3030_3030);
-    // Every byte must be 0..=9: no high nibble before or after adding 6.
-    let over = (digits | digits.wrapping_add(0x0606_0606_0606_0606)) & 0xF0F0_F0F0_F0F0_F0F0;
-    if over != 0 {
-        return None;
-    }
+    // A byte is a digit when it is 0..=9 before and after adding 6: no high nibble. A
+    // borrow or carry only reaches bytes after the first non-digit.
+    let other = (digits | digits.wrapping_add(0x0606_0606_0606_0606)) & 0xF0F0_F0F0_F0F0_F0F0;
+    (digits, (other.trailing_zeros() / 8) as usize)
+}
+
+/// The value of eight digit values (little-endian, first digit lowest), with two
+/// multiplications (D. Lemire, "Fast integer parsing").
+#[inline(always)]
+fn eight_digits(digits: u64) -> u64 {
     let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8);
     let low = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
     let high = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
-    Some(low.wrapping_add(high) >> 32)
+    low.wrapping_add(high) >> 32
+}
+
+/// [`leading_u64`] a byte at a time, for the last bytes of a buffer and 17+ digits.
+fn leading_u64_bytewise(text: &[u8]) -> Option<(u64, &[u8])> {
+    let len = text
+        .iter()
+        .take(20)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let value = text[..len].iter().fold(0u64, |acc, &b| {
+        acc.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
+    });
+    (1..=19).contains(&len).then(|| (value, &text[len..]))
 }
 
 /// Parses an unsigned decimal integer written without sign, fraction or exponent.
@@ -311,8 +332,11 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let n = seed % 10u64.pow((seed % 19) as u32 + 1);
-            let text = format!("{n},");
-            assert_eq!(leading_u64(text.as_bytes()), Some((n, &b","[..])), "{text}");
+            for tail in [",", r#","p":"61837.63000000""#] {
+                let text = format!("{n}{tail}");
+                let rest = leading_u64(text.as_bytes()).map(|(v, rest)| (v, rest.len()));
+                assert_eq!(rest, Some((n, tail.len())), "{text}");
+            }
         }
         assert_eq!(
             leading_u64(b"1234567890123456789}"),
