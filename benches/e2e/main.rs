@@ -133,7 +133,9 @@ async fn sustained(
     (end_to_end, by_daemon)
 }
 
-#[tokio::main]
+// One thread: on a shared core, two runtime workers time-slice against each other and put
+// milliseconds into the tail of every latency the bench measures.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
     let part = |name: &str| args.only.iter().any(|p| p == name);

@@ -43,6 +43,8 @@ impl Feeder {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (r, s) = (r.clone(), s.clone());
                 tokio::spawn(async move {
+                    // Without it, Nagle and delayed acks hold small frames for up to 40 ms.
+                    let _ = tcp.set_nodelay(true);
                     let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
                         return;
                     };
