@@ -175,7 +175,12 @@ pub async fn check_trade_stream(
 ) -> Result<Option<()>, BusError> {
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     loop {
-        let error = match trade_stream(js, url).await {
+        // `trade_stream` retries timeouts by itself; shutdown must still cut it short.
+        let found = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            found = trade_stream(js, url) => found,
+        };
+        let error = match found {
             Ok(Some(info)) => return covers_our_subjects(&info, url).map(Some),
             Ok(None) => BusError::StreamMissing {
                 stream: Stream::Trade,
@@ -218,6 +223,8 @@ async fn trade_stream(js: &jetstream::Context, url: &str) -> Result<Option<Info>
                         url: url.to_string(),
                     });
                 }
+                // A server without JetStream has nothing listening on the API subject;
+                // async-nats reports that as a request error with no responders.
                 _ if e.to_string().contains("no responders") => {
                     return Err(BusError::NoJetStream {
                         url: url.to_string(),
