@@ -92,7 +92,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 addr: cli.metrics_addr,
                 error,
             })?;
-    tracing::info!(addr = %cli.metrics_addr, "serving /metrics, /healthz, /readyz");
+    let bound = listener.local_addr().unwrap_or(cli.metrics_addr);
+    tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
     tasks.spawn(http::serve(
         listener,
         metrics.clone(),
