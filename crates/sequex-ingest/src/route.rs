@@ -167,9 +167,10 @@ fn headers(
     gap: Option<&Range<u64>>,
 ) -> HeaderMap {
     let mut map = HeaderMap::new();
+    // Owned strings move into the map; a `&str` would be copied once more.
     map.insert(
         MSG_ID,
-        header::message_id(&route.msg_id_prefix, fields.ids.last()).as_str(),
+        header::message_id(&route.msg_id_prefix, fields.ids.last()),
     );
     map.insert(
         EVENT_TIME_NS,
@@ -181,7 +182,7 @@ fn headers(
         map.insert(FINAL_UPDATE_ID, HeaderValue::from(last));
     }
     if let Some(gap) = gap {
-        map.insert(GAP, format!("{}-{}", gap.start, gap.end - 1).as_str());
+        map.insert(GAP, format!("{}-{}", gap.start, gap.end - 1));
     }
     map
 }
