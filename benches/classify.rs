@@ -73,19 +73,20 @@ struct Event<'a> {
 fn borrowed<'a>(
     frame: &Bytes,
     table: &'a HashMap<&'static str, Subject>,
-) -> Option<(&'a Subject, Bytes, u64, u64)> {
+) -> Option<(&'a Subject, Bytes, (u64, u64), u64)> {
     let envelope: Envelope<'_> = serde_json::from_slice(frame).ok()?;
     let subject = table.get(envelope.stream)?;
     let event: Event<'_> = serde_json::from_str(envelope.data.get()).ok()?;
-    let id = if event.e == "trade" {
-        event.t?
+    // The same ids sequex reads: the trade id, or the depth event's first and final ids.
+    let ids = if event.e == "trade" {
+        (event.t?, event.t?)
     } else {
-        event.u.max(event.first)?
+        (event.first?, event.u?)
     };
     Some((
         subject,
         frame.slice_ref(envelope.data.get().as_bytes()),
-        id,
+        ids,
         event.time,
     ))
 }
