@@ -43,6 +43,16 @@ fn daemon_args<'a>(fake: &'a str, nats: &'a str, extra: &[&'a str]) -> Vec<&'a s
     args
 }
 
+/// Waits until `seen` holds `n` messages.
+async fn all_arrive(seen: &std::sync::Mutex<Vec<async_nats::Message>>, n: usize, secs: u64) {
+    eventually(
+        Duration::from_secs(secs),
+        &format!("{n} messages published"),
+        || async { seen.lock().unwrap().len() >= n },
+    )
+    .await;
+}
+
 fn received(seen: &std::sync::Mutex<Vec<async_nats::Message>>) -> Vec<(String, String)> {
     seen.lock()
         .unwrap()
@@ -72,12 +82,7 @@ async fn every_frame_lands_once_byte_identical_then_in_record_and_sigterm_exits_
     let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
 
     let want = expected.len();
-    eventually(
-        Duration::from_secs(120),
-        "every frame published",
-        || async { seen.lock().unwrap().len() >= want },
-    )
-    .await;
+    all_arrive(&seen, want, 120).await;
     let got = received(&seen);
     assert_eq!(got.len(), want, "no duplicates");
     assert!(
@@ -172,10 +177,7 @@ async fn a_dropped_connection_is_reconnected_and_nothing_is_lost() {
     let (ws, nats) = (fake.url(), server.url());
     let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
 
-    eventually(Duration::from_secs(60), "every frame published", || async {
-        seen.lock().unwrap().len() >= expected.len()
-    })
-    .await;
+    all_arrive(&seen, expected.len(), 60).await;
     assert!(
         received(&seen) == expected,
         "all frames, once, in order, across the reconnect"
@@ -225,12 +227,7 @@ async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
     let (ws, nats) = (fake.url(), server.url());
     let daemon = start_daemon(&daemon_args(&ws, &nats, &["--max-frame-bytes", "100000"]));
 
-    eventually(
-        Duration::from_secs(60),
-        "every good frame published",
-        || async { seen.lock().unwrap().len() >= expected.len() },
-    )
-    .await;
+    all_arrive(&seen, expected.len(), 60).await;
     assert!(
         received(&seen) == expected,
         "the good frames all land, unchanged"
@@ -474,12 +471,7 @@ async fn streams_are_spread_over_connections_past_the_per_connection_limit() {
         "--streams-per-connection",
         "1",
     ]);
-    eventually(
-        Duration::from_secs(60),
-        "every frame of four connections",
-        || async { seen.lock().unwrap().len() >= want },
-    )
-    .await;
+    all_arrive(&seen, want, 60).await;
     assert_eq!(seen.lock().unwrap().len(), want);
     let mut requests = fake.requests();
     requests.sort();
@@ -521,12 +513,7 @@ async fn server_shutdown_and_silence_trigger_reconnects() {
             == 1.0
     })
     .await;
-    eventually(
-        Duration::from_secs(30),
-        "every frame, across the reconnect",
-        || async { seen.lock().unwrap().len() >= expected.len() },
-    )
-    .await;
+    all_arrive(&seen, expected.len(), 30).await;
     // The fake sends no pings: after the last frame the feed goes silent.
     eventually(Duration::from_secs(30), "stale reconnect", || async {
         daemon
@@ -577,10 +564,7 @@ async fn a_missing_trade_is_flagged_on_the_next_message() {
     .unwrap();
     let (ws, nats) = (fake.url(), server.url());
     let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
-    eventually(Duration::from_secs(30), "every frame sent", || async {
-        seen.lock().unwrap().len() >= expected.len()
-    })
-    .await;
+    all_arrive(&seen, expected.len(), 30).await;
     assert!(received(&seen) == expected);
     let flagged: Vec<(String, String)> = seen
         .lock()
