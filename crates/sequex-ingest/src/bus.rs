@@ -207,7 +207,8 @@ async fn trade_stream(js: &jetstream::Context, url: &str) -> Result<Option<Info>
     let mut delay = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         match js.get_stream(Stream::Trade.name()).await {
-            Ok(mut stream) => return Ok(stream.info().await.ok().cloned()),
+            // `get_stream` has just fetched the info: no second request.
+            Ok(stream) => return Ok(Some(stream.cached_info().clone())),
             Err(e) => match e.kind() {
                 GetStreamErrorKind::JetStream(err)
                     if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
@@ -276,7 +277,7 @@ pub async fn watch_streams(
         }
         for (i, stream) in Stream::ALL.into_iter().enumerate() {
             let info = match js.get_stream(stream.name()).await {
-                Ok(mut s) => s.info().await.ok().cloned(),
+                Ok(s) => Some(s.cached_info().clone()),
                 Err(_) => None,
             };
             let now_present = info.is_some();

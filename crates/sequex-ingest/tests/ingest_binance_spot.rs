@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bus, collect, eventually, start_daemon, stream_count};
+use common::{Daemon, bus, collect, eventually, start_daemon, stream_count};
 use sequex_subjects::header;
 use sequex_testkit::capture::{self, CapturedFrame};
 use sequex_testkit::{FakeBinance, NatsServer, Script};
@@ -43,6 +43,16 @@ fn daemon_args<'a>(fake: &'a str, nats: &'a str, extra: &[&'a str]) -> Vec<&'a s
     args
 }
 
+/// Starts a fake Binance playing `script` and the daemon reading BTCUSDT from it (plus
+/// `extra` flags) into `server`.
+async fn replay(server: &NatsServer, script: Script, extra: &[&str]) -> (FakeBinance, Daemon) {
+    let fake = FakeBinance::start(script)
+        .await
+        .expect("start the fake Binance");
+    let daemon = start_daemon(&daemon_args(&fake.url(), &server.url(), extra));
+    (fake, daemon)
+}
+
 /// Waits until `seen` holds `n` messages.
 async fn all_arrive(seen: &std::sync::Mutex<Vec<async_nats::Message>>, n: usize, secs: u64) {
     eventually(
@@ -71,15 +81,16 @@ async fn every_frame_lands_once_byte_identical_then_in_record_and_sigterm_exits_
     let (server, client) = bus().await;
     let seen = collect(&client).await;
     let (frames, expected) = btcusdt(usize::MAX);
-    let fake = FakeBinance::start(Script {
-        frames,
-        ping_every: Some(Duration::from_millis(200)),
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
+    let (fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            ping_every: Some(Duration::from_millis(200)),
+            ..Script::default()
+        },
+        &[],
+    )
+    .await;
 
     let want = expected.len();
     all_arrive(&seen, want, 120).await;
@@ -167,15 +178,16 @@ async fn a_dropped_connection_is_reconnected_and_nothing_is_lost() {
     let (server, client) = bus().await;
     let seen = collect(&client).await;
     let (frames, expected) = btcusdt(3000);
-    let fake = FakeBinance::start(Script {
-        frames,
-        drop_after: Some(1000),
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
+    let (fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            drop_after: Some(1000),
+            ..Script::default()
+        },
+        &[],
+    )
+    .await;
 
     all_arrive(&seen, expected.len(), 60).await;
     assert!(
@@ -217,15 +229,16 @@ async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
         (60, Message::text("not json at all")),
         (70, Message::text(r#"{"result":null,"id":7}"#)),
     ];
-    let fake = FakeBinance::start(Script {
-        frames,
-        inject,
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--max-frame-bytes", "100000"]));
+    let (fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            inject,
+            ..Script::default()
+        },
+        &["--max-frame-bytes", "100000"],
+    )
+    .await;
 
     all_arrive(&seen, expected.len(), 60).await;
     assert!(
@@ -284,14 +297,15 @@ async fn wait_for_streams_waits_until_the_stream_appears() {
     let server = NatsServer::start().await.unwrap();
     let client = server.connect().await.unwrap();
     let (frames, _) = btcusdt(100);
-    let fake = FakeBinance::start(Script {
-        frames,
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--wait-for-streams", "60s"]));
+    let (fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            ..Script::default()
+        },
+        &["--wait-for-streams", "60s"],
+    )
+    .await;
     eventually(Duration::from_secs(10), "waiting is logged", || async {
         daemon.logs().contains("waiting for the stream")
     })
@@ -380,15 +394,16 @@ async fn nats_outage_never_stalls_the_socket_and_every_loss_is_counted() {
     let (mut server, _client) = bus().await;
     let (frames, _) = btcusdt(6000);
     let total = frames.len() as f64;
-    let fake = FakeBinance::start(Script {
-        frames,
-        pace: Some(Duration::from_micros(500)),
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--publish-queue", "64"]));
+    let (fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            pace: Some(Duration::from_micros(500)),
+            ..Script::default()
+        },
+        &["--publish-queue", "64"],
+    )
+    .await;
     eventually(Duration::from_secs(20), "publishing", || async {
         daemon.metric("sequex_published_messages_total", &[]).await > 100.0
     })
@@ -495,17 +510,18 @@ async fn server_shutdown_and_silence_trigger_reconnects() {
     let seen = collect(&client).await;
     let (frames, expected) = btcusdt(400);
     let shutdown = Message::text(r#"{"e":"serverShutdown","E":1723161255343}"#);
-    let fake = FakeBinance::start(Script {
-        frames,
-        inject: vec![(200, shutdown)],
-        overlap: 50,
-        pace: Some(Duration::from_millis(2)),
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &["--stale-after", "1s"]));
+    let (_fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            inject: vec![(200, shutdown)],
+            overlap: 50,
+            pace: Some(Duration::from_millis(2)),
+            ..Script::default()
+        },
+        &["--stale-after", "1s"],
+    )
+    .await;
     eventually(Duration::from_secs(30), "planned reconnect", || async {
         daemon
             .metric("sequex_reconnects_total", &["reason=\"server_shutdown\""])
@@ -556,14 +572,15 @@ async fn a_missing_trade_is_flagged_on_the_next_message() {
         serde_json::from_str::<serde_json::Value>(lost.data().unwrap()).unwrap()["t"]
             .as_u64()
             .unwrap();
-    let fake = FakeBinance::start(Script {
-        frames,
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, nats) = (fake.url(), server.url());
-    let daemon = start_daemon(&daemon_args(&ws, &nats, &[]));
+    let (_fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            ..Script::default()
+        },
+        &[],
+    )
+    .await;
     all_arrive(&seen, expected.len(), 30).await;
     assert!(received(&seen) == expected);
     let flagged: Vec<(String, String)> = seen

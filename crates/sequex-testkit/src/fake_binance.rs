@@ -93,16 +93,6 @@ impl FakeBinance {
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().expect("not poisoned").clone()
     }
-
-    /// Distinct frames sent so far over every stream set.
-    pub fn frames_sent(&self) -> usize {
-        self.state
-            .furthest
-            .lock()
-            .expect("not poisoned")
-            .values()
-            .sum()
-    }
 }
 
 impl Drop for FakeBinance {

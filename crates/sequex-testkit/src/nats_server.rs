@@ -50,11 +50,6 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// The client port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The server's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()

@@ -19,15 +19,6 @@ pub enum VenueId {
     BinanceSpot,
 }
 
-impl VenueId {
-    /// The venue's name in metrics, logs and message ids.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VenueId::BinanceSpot => binance::BinanceSpot::ID,
-        }
-    }
-}
-
 /// Options that shape a venue's stream names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DepthSpeed {
