@@ -29,6 +29,9 @@ struct Args {
     /// The nats-server config for the JetStream parts (default: deploy/nats-server.conf).
     #[arg(long)]
     nats_config: Option<PathBuf>,
+    /// The cores of the nats-server without streams (a `taskset -c` list; default: all).
+    #[arg(long)]
+    nats_cores: Option<String>,
 }
 
 fn figure(name: &str, value: f64, unit: &str, note: &str) {
@@ -142,7 +145,8 @@ async fn main() {
     rig::now_ns();
     machine();
 
-    let plain = unpinned(NatsServer::start().await.expect("start nats-server")).await;
+    let plain = NatsServer::start().await.expect("start nats-server");
+    let plain = pin(plain, args.nats_cores.as_deref()).await;
     let client = plain.connect().await.unwrap();
     let sink = Sink::start(&client, "TRADE.>").await;
     let feeder = Feeder::start(1).await;
@@ -390,15 +394,15 @@ async fn main() {
 /// The bench runs pinned to core 0 and its children inherit that; nats-server gets every
 /// core back, as it would have on its own host.
 async fn unpinned(server: NatsServer) -> NatsServer {
+    pin(server, None).await
+}
+
+/// Moves every thread of `server` to `cores` (a `taskset -c` list; `None`: all cores).
+async fn pin(server: NatsServer, cores: Option<&str>) -> NatsServer {
+    let cores = cores.map_or_else(|| format!("0-{}", num_cores() - 1), str::to_owned);
     if let Some(pid) = server.pid() {
         let _ = tokio::process::Command::new("taskset")
-            .args([
-                "-a",
-                "-p",
-                "-c",
-                &format!("0-{}", num_cores() - 1),
-                &pid.to_string(),
-            ])
+            .args(["-a", "-p", "-c", &cores, &pid.to_string()])
             .stdout(Stdio::null())
             .status()
             .await;

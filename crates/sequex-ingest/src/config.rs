@@ -107,6 +107,13 @@ pub struct Cli {
     #[arg(long, env = "SEQUEX_NO_HEADERS")]
     pub no_headers: bool,
 
+    /// Poll the sockets without ever sleeping: a frame is read as soon as it arrives
+    /// instead of after the kernel wakes an idle core, which on virtual machines costs tens
+    /// to hundreds of microseconds. Uses one core fully: pin the daemon to a core of its
+    /// own (systemd `CPUAffinity=`, `taskset`).
+    #[arg(long, env = "SEQUEX_BUSY_POLL")]
+    pub busy_poll: bool,
+
     /// Reconnect a websocket on which nothing (not even a ping) arrived for this long.
     #[arg(long, env = "SEQUEX_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub stale_after: Duration,

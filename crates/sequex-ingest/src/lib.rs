@@ -102,6 +102,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         tasks.clone(),
     ));
     tasks.spawn(upkeep(metrics, shutdown.clone()));
+    if cli.busy_poll {
+        tasks.spawn(busy_poll(shutdown.clone()));
+    }
 
     let result = ingest(&cli, &health, &shutdown, &tasks).await;
     shutdown.cancel();
@@ -249,5 +252,15 @@ async fn upkeep(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => metrics.run_upkeep(),
         }
+    }
+}
+
+/// `--busy-poll`: a task that is always ready keeps the one-thread runtime from sleeping.
+/// Each `yield_now` lets the scheduler poll the sockets with a zero timeout and run
+/// whatever became ready before this task runs again.
+async fn busy_poll(shutdown: CancellationToken) {
+    tracing::info!("--busy-poll: polling the sockets without sleeping (one full core)");
+    while !shutdown.is_cancelled() {
+        tokio::task::yield_now().await;
     }
 }

@@ -15,13 +15,10 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use sequex_subjects::{Channel, Symbol, SymbolSubjects, header};
 
-use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
+use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Venue};
 
 const MSG_ID: HeaderName = HeaderName::from_static(header::MSG_ID);
-const EVENT_TIME_NS: HeaderName = HeaderName::from_static(header::EVENT_TIME_NS);
 const RECEIVE_TIME_NS: HeaderName = HeaderName::from_static(header::RECEIVE_TIME_NS);
-const FIRST_UPDATE_ID: HeaderName = HeaderName::from_static(header::FIRST_UPDATE_ID);
-const FINAL_UPDATE_ID: HeaderName = HeaderName::from_static(header::FINAL_UPDATE_ID);
 const GAP: HeaderName = HeaderName::from_static(header::GAP);
 
 /// One subscribed venue stream: a symbol on a channel.
@@ -172,15 +169,7 @@ fn headers(
         MSG_ID,
         header::message_id(&route.msg_id_prefix, fields.ids.last()),
     );
-    map.insert(
-        EVENT_TIME_NS,
-        HeaderValue::from(fields.event_time_ms.saturating_mul(1_000_000)),
-    );
     map.insert(RECEIVE_TIME_NS, HeaderValue::from(received_ns));
-    if let Ids::Depth { first, last } = fields.ids {
-        map.insert(FIRST_UPDATE_ID, HeaderValue::from(first));
-        map.insert(FINAL_UPDATE_ID, HeaderValue::from(last));
-    }
     if let Some(gap) = gap {
         map.insert(GAP, format!("{}-{}", gap.start, gap.end - 1));
     }
@@ -226,10 +215,6 @@ mod tests {
         assert_eq!(
             h.get(header::MSG_ID).unwrap().as_str(),
             "binance-spot:trade:BTCUSDT:7"
-        );
-        assert_eq!(
-            h.get(header::EVENT_TIME_NS).unwrap().as_str(),
-            "1723161255343000000"
         );
         assert_eq!(h.get(header::RECEIVE_TIME_NS).unwrap().as_str(), "42");
         assert!(h.get(header::GAP).is_none());

@@ -1,5 +1,7 @@
-//! The headers `sequex-ingest` puts on every message, so that consumers can route,
-//! deduplicate and resynchronise without parsing payloads.
+//! The headers `sequex-ingest` puts on every message: what the payload does not already
+//! carry (the event time and update ids are in it, byte for byte). Each header costs the
+//! daemon an allocation or two and a hash insert, and the server its bytes in every stored
+//! copy (BENCHMARKS.md).
 
 use crate::subject::Channel;
 use crate::symbol::Symbol;
@@ -8,14 +10,8 @@ use crate::symbol::Symbol;
 /// trade id or the depth event's final update id. Unique per stream, so it names the
 /// channel: a trade and a depth event may share a number.
 pub const MSG_ID: &str = "Nats-Msg-Id";
-/// The exchange's event time, in ns since the Unix epoch (ms precision for Binance).
-pub const EVENT_TIME_NS: &str = "Sequex-Event-Time-Ns";
 /// When the frame was read from the socket, in ns since the Unix epoch (local clock).
 pub const RECEIVE_TIME_NS: &str = "Sequex-Receive-Time-Ns";
-/// Depth only: the first update id in the event (Binance `U`).
-pub const FIRST_UPDATE_ID: &str = "Sequex-First-Update-Id";
-/// Depth only: the final update id in the event (Binance `u`).
-pub const FINAL_UPDATE_ID: &str = "Sequex-Final-Update-Id";
 /// On the first message after missing ids: the missing range `<first>-<last>`,
 /// inclusive. A book builder that sees it must resynchronise from a snapshot.
 pub const GAP: &str = "Sequex-Gap";
@@ -30,10 +26,11 @@ pub const GAP: &str = "Sequex-Gap";
 /// assert_eq!(header::message_id(&prefix, 3735683259), "binance-spot:trade:BTCUSDT:3735683259");
 /// ```
 pub fn message_id(prefix: &str, id: u64) -> String {
-    use std::fmt::Write;
-    let mut text = String::with_capacity(prefix.len() + 20);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(id);
+    let mut text = String::with_capacity(prefix.len() + digits.len());
     text.push_str(prefix);
-    let _ = write!(text, "{id}");
+    text.push_str(digits);
     text
 }
 
