@@ -102,7 +102,8 @@ async fn sustained(
 ) -> (f64, f64) {
     let (mut end_to_end, mut by_daemon, mut e2e_lossless) = (0.0, 0.0, true);
     for rate in [
-        10_000u64, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 300_000, 400_000, 600_000,
+        10_000u64, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
+        600_000,
     ] {
         let published = daemon.metric("sequex_published_messages_total", &[]).await;
         let (sent, received, dropped) = step(feeder, sink, daemon, rate, secs).await;
@@ -147,8 +148,11 @@ async fn main() {
 
     let plain = NatsServer::start().await.expect("start nats-server");
     let plain = pin(plain, args.nats_cores.as_deref()).await;
+    let sink = Sink::start(&plain.connect().await.unwrap(), "TRADE.>").await;
+    // The direct path publishes on a connection of its own, as the daemon does: the
+    // server delivers to another connection through that connection's writer, one more
+    // wake-up than echoing to the publisher's own.
     let client = plain.connect().await.unwrap();
-    let sink = Sink::start(&client, "TRADE.>").await;
     let feeder = Feeder::start(1).await;
     let (mut bus, mut socket) = (f64::NAN, f64::NAN);
 
@@ -225,64 +229,22 @@ async fn main() {
                     100.0 * best / ceiling
                 ),
             );
+            // The stepped ramp shares two cores between the bench, nats-server and the
+            // daemon; the daemon's CPU per message at a high rate says what one core of
+            // its own would carry.
+            let (per_msg, _) = cpu_at(&feeder, &sink, &d, 100_000, args.secs).await;
+            figure(
+                "e2e.daemon_core_capacity",
+                1e6 / per_msg,
+                "msgs/s",
+                &format!(
+                    "one core divided by the daemon's CPU per message at 100k msgs/s ({per_msg:.2} us/msg); {:.0}% of min(bus, socket)",
+                    100.0 * 1e6 / per_msg / ceiling
+                ),
+            );
         }
         if part("latency") {
-            for rate in [1_000u64, 10_000, 50_000] {
-                sink.record(true);
-                step(&feeder, &sink, &d, rate, args.secs).await;
-                sink.record(false);
-                let (p50, p99, p999, n) = sink.percentiles();
-                let (a50, a99) = sink.after_daemon();
-                sink.record(true);
-                rig::publish_direct(&client, rate, args.secs).await;
-                sink.settle().await;
-                sink.record(false);
-                let (d50, d99, d999, dn) = sink.percentiles();
-                figure(
-                    &format!("latency.{}k.daemon.p50", rate / 1000),
-                    p50,
-                    "us",
-                    &format!("ws send -> subscriber, {n} samples"),
-                );
-                figure(
-                    &format!("latency.{}k.daemon.p99", rate / 1000),
-                    p99,
-                    "us",
-                    &format!(
-                        "of which after the daemon read the frame: p50 {a50:.1}, p99 {a99:.1}"
-                    ),
-                );
-                figure(
-                    &format!("latency.{}k.daemon.p99.9", rate / 1000),
-                    p999,
-                    "us",
-                    "",
-                );
-                figure(
-                    &format!("latency.{}k.direct.p50", rate / 1000),
-                    d50,
-                    "us",
-                    &format!("publish -> subscriber, no daemon, {dn} samples"),
-                );
-                figure(
-                    &format!("latency.{}k.direct.p99", rate / 1000),
-                    d99,
-                    "us",
-                    "",
-                );
-                figure(
-                    &format!("latency.{}k.direct.p99.9", rate / 1000),
-                    d999,
-                    "us",
-                    "",
-                );
-                figure(
-                    &format!("latency.{}k.added.p99", rate / 1000),
-                    p99 - d99,
-                    "us",
-                    "daemon p99 - direct p99; target <= 100 at 10k",
-                );
-            }
+            latency(&feeder, &sink, &client, "daemon", args.secs).await;
         }
         if part("cpu") {
             let (per_msg, rss) = cpu_at(&feeder, &sink, &d, 10_000, args.secs * 3.0).await;
@@ -300,6 +262,36 @@ async fn main() {
                 "strace -c -f, at 10k msgs/s",
             );
         }
+        let _ = d.terminate().await;
+    }
+
+    if part("throughput") {
+        let d = daemon(
+            &feeder,
+            &plain,
+            "BTCUSDT",
+            &["--skip-stream-check", "--no-headers"],
+        );
+        ready(&d).await;
+        let (per_msg, _) = cpu_at(&feeder, &sink, &d, 100_000, args.secs).await;
+        figure(
+            "e2e.daemon_core_capacity.no_headers",
+            1e6 / per_msg,
+            "msgs/s",
+            &format!("the same with --no-headers ({per_msg:.2} us/msg)"),
+        );
+        let _ = d.terminate().await;
+    }
+
+    if part("latency") {
+        let d = daemon(
+            &feeder,
+            &plain,
+            "BTCUSDT",
+            &["--skip-stream-check", "--busy-poll"],
+        );
+        ready(&d).await;
+        latency(&feeder, &sink, &client, "busy_poll", args.secs).await;
         let _ = d.terminate().await;
     }
 
@@ -600,4 +592,91 @@ fn machine() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
     println!("machine: {cores} cores, {cpu}; {server}");
+}
+
+/// Latency from websocket send to subscriber receive through the running daemon at 1k, 10k and 50k
+/// msgs/s, beside the direct path (the bench publishing straight to NATS). The two
+/// alternate in short slices, so that both see the same noise of a shared VM.
+async fn latency(
+    feeder: &Feeder,
+    sink: &Sink,
+    client: &async_nats::Client,
+    label: &str,
+    secs: f64,
+) {
+    const SLICES: u32 = 4;
+    let slice = Duration::from_secs_f64(secs / 2.0);
+    let histogram =
+        || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    for rate in [1_000u64, 10_000, 50_000] {
+        let (mut daemon_h, mut after_h, mut direct_h) = (histogram(), histogram(), histogram());
+        for _ in 0..SLICES {
+            sink.settle().await;
+            sink.record(true);
+            feeder.set_rate(rate);
+            tokio::time::sleep(slice).await;
+            feeder.set_rate(0);
+            sink.settle().await;
+            sink.record(false);
+            let (all, after) = sink.histograms();
+            daemon_h.add(&all).unwrap();
+            after_h.add(&after).unwrap();
+            sink.record(true);
+            rig::publish_direct(client, rate, slice.as_secs_f64()).await;
+            sink.settle().await;
+            sink.record(false);
+            direct_h.add(&sink.histograms().0).unwrap();
+        }
+        let us = |h: &hdrhistogram::Histogram<u64>, q| h.value_at_quantile(q) as f64 / 1000.0;
+        let k = rate / 1000;
+        figure(
+            &format!("latency.{k}k.{label}.p50"),
+            us(&daemon_h, 0.5),
+            "us",
+            &format!("ws send -> subscriber, {} samples", daemon_h.len()),
+        );
+        figure(
+            &format!("latency.{k}k.{label}.p99"),
+            us(&daemon_h, 0.99),
+            "us",
+            &format!(
+                "of which after the daemon read the frame: p50 {:.1}, p99 {:.1}",
+                us(&after_h, 0.5),
+                us(&after_h, 0.99)
+            ),
+        );
+        figure(
+            &format!("latency.{k}k.{label}.p99.9"),
+            us(&daemon_h, 0.999),
+            "us",
+            "",
+        );
+        figure(
+            &format!("latency.{k}k.{label}.direct.p50"),
+            us(&direct_h, 0.5),
+            "us",
+            &format!(
+                "publish -> subscriber, no daemon, {} samples",
+                direct_h.len()
+            ),
+        );
+        figure(
+            &format!("latency.{k}k.{label}.direct.p99"),
+            us(&direct_h, 0.99),
+            "us",
+            "",
+        );
+        figure(
+            &format!("latency.{k}k.{label}.direct.p99.9"),
+            us(&direct_h, 0.999),
+            "us",
+            "",
+        );
+        figure(
+            &format!("latency.{k}k.{label}.added.p99"),
+            us(&daemon_h, 0.99) - us(&direct_h, 0.99),
+            "us",
+            "p99 - direct p99; target <= 100 at 10k",
+        );
+    }
 }

@@ -170,19 +170,11 @@ impl Sink {
         self.recording.store(on, Ordering::SeqCst);
     }
 
-    /// (p50, p99, p99.9, samples) in µs.
-    pub(crate) fn percentiles(&self) -> (f64, f64, f64, u64) {
-        let h = self.latency.lock().unwrap();
-        let us = |q| h.value_at_quantile(q) as f64 / 1000.0;
-        (us(0.5), us(0.99), us(0.999), h.len())
-    }
-
-    /// (p50, p99) in µs from the daemon's receive stamp to the subscriber.
-    pub(crate) fn after_daemon(&self) -> (f64, f64) {
-        let h = self.after_daemon.lock().unwrap();
+    /// What was recorded (ns): send to receive, and the daemon's receive stamp to receive.
+    pub(crate) fn histograms(&self) -> (Histogram<u64>, Histogram<u64>) {
         (
-            h.value_at_quantile(0.5) as f64 / 1000.0,
-            h.value_at_quantile(0.99) as f64 / 1000.0,
+            self.latency.lock().unwrap().clone(),
+            self.after_daemon.lock().unwrap().clone(),
         )
     }
 
