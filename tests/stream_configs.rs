@@ -104,7 +104,7 @@ async fn record_copies_payload_and_headers_byte_for_byte() {
     let (_server, client, js) = with_streams().await;
     let payload = Bytes::from_static(br#"{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1.0"}"#);
     let mut headers = HeaderMap::new();
-    headers.insert("Sequex-Event-Time", "1723161255343000000");
+    headers.insert("Sequex-Receive-Time-Ns", "1723161255343000000");
     for channel in Channel::ALL {
         // The id is unique per stream, not per subject: it must name the channel.
         let mut headers = headers.clone();

@@ -52,20 +52,18 @@ fn release_bin(name: &str) -> PathBuf {
 /// the others (`scripts/bench` pins them), as a trading host isolates its hot threads.
 const TEST_CORE: &str = "1";
 
-fn daemon(feeder: &Feeder, nats: &NatsServer, symbols: &str, extra: &[&str]) -> Daemon {
+/// Starts the release daemon on [`TEST_CORE`] and waits until it is ready.
+async fn daemon(feeder: &Feeder, nats: &NatsServer, symbols: &str, extra: &[&str]) -> Daemon {
     let bin = release_bin("sequex-ingest");
     let url = nats.url();
     let mut args = vec!["-c", TEST_CORE, bin.to_str().unwrap(), "--symbols", symbols];
     args.extend(["--ws-url", &feeder.url, "--nats-url", &url, "--log", "warn"]);
     args.extend_from_slice(extra);
     // taskset execs the daemon: the pid is the daemon's.
-    Daemon::start(Path::new("taskset"), &args)
-}
-
-async fn ready(daemon: &Daemon) {
+    let daemon = Daemon::start(Path::new("taskset"), &args);
     for _ in 0..200 {
         if daemon.ready().await {
-            return;
+            return daemon;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -208,8 +206,7 @@ async fn main() {
     }
 
     if part("throughput") || part("latency") || part("cpu") {
-        let d = daemon(&feeder, &plain, "BTCUSDT", &["--skip-stream-check"]);
-        ready(&d).await;
+        let d = daemon(&feeder, &plain, "BTCUSDT", &["--skip-stream-check"]).await;
         if part("throughput") {
             let (best, by_daemon) = sustained(&feeder, &sink, &d, args.secs, "daemon").await;
             let ceiling = bus.min(socket);
@@ -271,8 +268,8 @@ async fn main() {
             &plain,
             "BTCUSDT",
             &["--skip-stream-check", "--no-headers"],
-        );
-        ready(&d).await;
+        )
+        .await;
         let (per_msg, _) = cpu_at(&feeder, &sink, &d, 100_000, args.secs).await;
         figure(
             "e2e.daemon_core_capacity.no_headers",
@@ -289,8 +286,8 @@ async fn main() {
             &plain,
             "BTCUSDT",
             &["--skip-stream-check", "--busy-poll"],
-        );
-        ready(&d).await;
+        )
+        .await;
         latency(&feeder, &sink, &client, "busy_poll", args.secs).await;
         let _ = d.terminate().await;
     }
@@ -334,8 +331,7 @@ async fn main() {
         // 400 streams: 200 symbols × trade + depth.
         let wide = Feeder::start(200).await;
         let symbols = frames::FrameGen::new(200).symbols();
-        let d = daemon(&wide, &plain, &symbols, &["--skip-stream-check"]);
-        ready(&d).await;
+        let d = daemon(&wide, &plain, &symbols, &["--skip-stream-check"]).await;
         let (per_msg, rss) = cpu_at(&wide, &sink, &d, 10_000, args.secs * 3.0).await;
         figure(
             "cpu.daemon.400streams",
@@ -353,8 +349,7 @@ async fn main() {
     if part("streams") {
         let (js, jclient) = with_streams(&config).await;
         let jsink = Sink::start(&jclient, "TRADE.>").await;
-        let d = daemon(&feeder, &js, "BTCUSDT", &[]);
-        ready(&d).await;
+        let d = daemon(&feeder, &js, "BTCUSDT", &[]).await;
         let best = sustained_into_streams(&feeder, &jsink, &d, &jclient, args.secs).await;
         figure(
             "e2e.sustained.trade_record",

@@ -102,8 +102,8 @@ pub struct Cli {
     #[arg(long, env = "SEQUEX_PUBLISH_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(16..))]
     pub publish_queue: u32,
 
-    /// Leave out the per-message headers (Nats-Msg-Id, event and receive times, update
-    /// ids, Sequex-Gap). Saves their cost, but loses JetStream de-duplication and gap flags.
+    /// Leave out the per-message headers (Nats-Msg-Id, Sequex-Receive-Time-Ns,
+    /// Sequex-Gap). Saves their cost, but loses JetStream de-duplication and gap flags.
     #[arg(long, env = "SEQUEX_NO_HEADERS")]
     pub no_headers: bool,
 
