@@ -4,6 +4,7 @@
 //! Synchronous and I/O-free, so that it is benchmarked exactly as it runs.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -12,7 +13,7 @@ use async_nats::header::HeaderName;
 use async_nats::message::OutboundMessage;
 use async_nats::{HeaderMap, HeaderValue};
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 use sequex_subjects::{Channel, Symbol, SymbolSubjects, header};
 
 use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Venue};
@@ -68,7 +69,7 @@ pub struct RoutedMessage {
 /// The routing table of one connection: its streams' subjects and sequence state.
 #[derive(Debug)]
 pub struct Router<V> {
-    index: FxHashMap<Box<[u8]>, usize>,
+    index: hashbrown::HashMap<StreamName, usize, FxBuildHasher>,
     routes: Vec<Route>,
     headers: bool,
     venue: PhantomData<V>,
@@ -77,13 +78,13 @@ pub struct Router<V> {
 impl<V: Venue> Router<V> {
     /// Builds the routes of `streams`; `headers` turns the per-message headers on.
     pub fn new(streams: &[StreamSpec], depth: DepthSpeed, headers: bool) -> Self {
-        let mut index = FxHashMap::default();
+        let mut index = hashbrown::HashMap::with_hasher(FxBuildHasher);
         let routes = streams
             .iter()
             .enumerate()
             .map(|(i, spec)| {
                 let name = V::stream_name(&spec.symbol, spec.channel, depth);
-                index.insert(name.into_bytes().into_boxed_slice(), i);
+                index.insert(StreamName(name.into_bytes().into_boxed_slice()), i);
                 Route {
                     subject: static_subject(SymbolSubjects::new(&spec.symbol).live(spec.channel)),
                     msg_id_prefix: header::message_id_prefix(V::ID, spec.channel, &spec.symbol),
@@ -107,7 +108,10 @@ impl<V: Venue> Router<V> {
             Frame::ServerShutdown => return Ok(Routed::ServerShutdown),
             Frame::ControlReply => return Ok(Routed::Ignored),
         };
-        let &i = self.index.get(stream).ok_or(FrameError::UnknownStream)?;
+        let &i = self
+            .index
+            .get(&NameRef(stream))
+            .ok_or(FrameError::UnknownStream)?;
         let route = &mut self.routes[i];
         let fields = V::fields(route.spec.channel, &frame[payload.clone()])?;
         // Ids only rise (trade ids, depth update ids): anything not past the last one
@@ -136,6 +140,66 @@ impl<V: Venue> Router<V> {
     /// The streams this router serves.
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.routes.iter().map(|r| &r.spec)
+    }
+}
+
+/// A venue stream name, the routing key of a frame.
+#[derive(Debug)]
+struct StreamName(Box<[u8]>);
+
+/// A stream name read from a frame, looked up without building a [`StreamName`].
+struct NameRef<'a>(&'a [u8]);
+
+// Both hash and compare a name as words: its length and its first and last eight bytes
+// tell a venue's names apart (the symbol starts them, the channel ends them), and an
+// inline word compare beats the `memcmp` call of a slice comparison on names this short.
+impl Hash for StreamName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        NameRef(&self.0).hash(state);
+    }
+}
+
+impl Hash for NameRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (first, last) = edge_words(self.0);
+        state.write_u64(first ^ last.rotate_left(29) ^ self.0.len() as u64);
+    }
+}
+
+impl hashbrown::Equivalent<StreamName> for NameRef<'_> {
+    fn equivalent(&self, key: &StreamName) -> bool {
+        let (a, b) = (self.0, &*key.0);
+        if a.len() != b.len() || edge_words(a) != edge_words(b) {
+            return false;
+        }
+        // Equal edges and lengths: the whole words cover the rest (the last word covers
+        // the tail).
+        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("chunks of 8"));
+        a.chunks_exact(8)
+            .zip(b.chunks_exact(8))
+            .all(|(x, y)| word(x) == word(y))
+    }
+}
+
+impl PartialEq for StreamName {
+    fn eq(&self, other: &Self) -> bool {
+        hashbrown::Equivalent::equivalent(&NameRef(&other.0), self)
+    }
+}
+
+impl Eq for StreamName {}
+
+/// The first and the last eight bytes of `name` (overlapping when it is shorter than 16;
+/// zero-padded when shorter than 8) as little-endian words.
+#[inline(always)]
+fn edge_words(name: &[u8]) -> (u64, u64) {
+    match (name.first_chunk::<8>(), name.last_chunk::<8>()) {
+        (Some(first), Some(last)) => (u64::from_le_bytes(*first), u64::from_le_bytes(*last)),
+        _ => {
+            let mut word = [0u8; 8];
+            word[..name.len()].copy_from_slice(name);
+            (u64::from_le_bytes(word), 0)
+        }
     }
 }
 

@@ -77,6 +77,8 @@ impl Venue for BinanceSpot {
         )
     }
 
+    // Inlined into the router with the fast paths; the rare paths are cold calls.
+    #[inline(always)]
     fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
         let Some(rest) = after(frame, wire::ENVELOPE_PREFIX) else {
             return classify_other(frame);
@@ -101,54 +103,62 @@ impl Venue for BinanceSpot {
         })
     }
 
+    #[inline(always)]
     fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
-        if let Some(fields) = fields_in_usual_layout(channel, payload) {
-            return Ok(fields);
+        match fields_in_usual_layout(channel, payload) {
+            Some(fields) => Ok(fields),
+            None => fields_in_any_layout(channel, payload),
         }
-        let number = |value: Option<&[u8]>, name| {
-            value
-                .and_then(json::parse_u64)
-                .ok_or(FrameError::BadField(name))
-        };
-        match channel {
-            Channel::Trade => {
-                let [e, time, id] = json::members(
-                    payload,
-                    [wire::EVENT_TYPE, wire::EVENT_TIME, wire::TRADE_ID],
-                )
-                .map_err(scan_error)?;
-                if e != Some(wire::EVENT_TRADE) {
-                    return Err(FrameError::UnexpectedEvent);
-                }
-                Ok(Fields {
-                    ids: Ids::Trade {
-                        id: number(id, "t")?,
-                    },
-                    event_time_ms: number(time, "E")?,
-                })
+    }
+}
+
+/// Any member order, whitespace, escapes: the generic scan.
+#[cold]
+#[inline(never)]
+fn fields_in_any_layout(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
+    let number = |value: Option<&[u8]>, name| {
+        value
+            .and_then(json::parse_u64)
+            .ok_or(FrameError::BadField(name))
+    };
+    match channel {
+        Channel::Trade => {
+            let [e, time, id] = json::members(
+                payload,
+                [wire::EVENT_TYPE, wire::EVENT_TIME, wire::TRADE_ID],
+            )
+            .map_err(scan_error)?;
+            if e != Some(wire::EVENT_TRADE) {
+                return Err(FrameError::UnexpectedEvent);
             }
-            Channel::Depth => {
-                let [e, time, first, last] = json::members(
-                    payload,
-                    [
-                        wire::EVENT_TYPE,
-                        wire::EVENT_TIME,
-                        wire::FIRST_UPDATE_ID,
-                        wire::FINAL_UPDATE_ID,
-                    ],
-                )
-                .map_err(scan_error)?;
-                if e != Some(wire::EVENT_DEPTH) {
-                    return Err(FrameError::UnexpectedEvent);
-                }
-                Ok(Fields {
-                    ids: Ids::Depth {
-                        first: number(first, "U")?,
-                        last: number(last, "u")?,
-                    },
-                    event_time_ms: number(time, "E")?,
-                })
+            Ok(Fields {
+                ids: Ids::Trade {
+                    id: number(id, "t")?,
+                },
+                event_time_ms: number(time, "E")?,
+            })
+        }
+        Channel::Depth => {
+            let [e, time, first, last] = json::members(
+                payload,
+                [
+                    wire::EVENT_TYPE,
+                    wire::EVENT_TIME,
+                    wire::FIRST_UPDATE_ID,
+                    wire::FINAL_UPDATE_ID,
+                ],
+            )
+            .map_err(scan_error)?;
+            if e != Some(wire::EVENT_DEPTH) {
+                return Err(FrameError::UnexpectedEvent);
             }
+            Ok(Fields {
+                ids: Ids::Depth {
+                    first: number(first, "U")?,
+                    last: number(last, "u")?,
+                },
+                event_time_ms: number(time, "E")?,
+            })
         }
     }
 }
@@ -157,6 +167,7 @@ impl Venue for BinanceSpot {
 /// order (`{"e":"trade","E":…,"s":"…","t":…` and `{"e":"depthUpdate","E":…,"s":"…","U":…,"u":…`).
 /// Matching that layout with fixed-length compares is several times cheaper than the
 /// generic scan, which takes over for anything else (`None`).
+#[inline(always)]
 fn fields_in_usual_layout(channel: Channel, payload: &[u8]) -> Option<Fields> {
     let rest = match channel {
         Channel::Trade => after(payload, wire::USUAL_TRADE_HEAD)?,
@@ -191,6 +202,8 @@ fn after<'a, const N: usize>(text: &'a [u8], prefix: &[u8; N]) -> Option<&'a [u8
 
 /// Frames outside the envelope: control replies and the shutdown notice (which Binance
 /// may send bare or wrapped; both are recognised).
+#[cold]
+#[inline(never)]
 fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
     if memmem::find(frame, wire::EVENT_SERVER_SHUTDOWN).is_some() {
         return Ok(Frame::ServerShutdown);
