@@ -32,6 +32,10 @@ struct Args {
     /// The cores of the nats-server without streams (a `taskset -c` list; default: all).
     #[arg(long)]
     nats_cores: Option<String>,
+    /// Internal: read the feeder at this URL for `--secs` and print the latency quantiles
+    /// (the websocket hop into a process of its own, as the daemon's is).
+    #[arg(long, hide = true)]
+    hop_reader: Option<String>,
 }
 
 fn figure(name: &str, value: f64, unit: &str, note: &str) {
@@ -140,6 +144,16 @@ async fn sustained(
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
+    if let Some(url) = &args.hop_reader {
+        let h = std::sync::Mutex::new(
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
+        );
+        rig::bare_reader_with(url, "BTCUSDT", args.secs, Some(&h)).await;
+        let h = h.lock().unwrap();
+        let q = |q| h.value_at_quantile(q) as f64 / 1000.0;
+        println!("{} {} {} {}", q(0.5), q(0.99), q(0.999), h.len());
+        return;
+    }
     let part = |name: &str| args.only.iter().any(|p| p == name);
     rig::now_ns();
     machine();
@@ -201,6 +215,41 @@ async fn main() {
                     q(0.999)
                 ),
             );
+        }
+        // The same hop into another process on the daemon's core: the floor of the
+        // daemon path, wake-up included.
+        for rate in [1_000u64, 10_000, 50_000] {
+            let reader = tokio::process::Command::new("taskset")
+                .args(["-c", TEST_CORE])
+                .arg(std::env::current_exe().unwrap())
+                .args([
+                    "--hop-reader",
+                    &feeder.url,
+                    "--secs",
+                    &args.secs.to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Let it connect before the frames start.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            feeder.set_rate(rate);
+            let out = reader.wait_with_output().await.unwrap();
+            feeder.set_rate(0);
+            let q: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            if let [p50, p99, p999, n] = q[..] {
+                figure(
+                    &format!("latency.{}k.socket_process.p99", rate / 1000),
+                    p99,
+                    "us",
+                    &format!(
+                        "ws send -> bare reader in its own process on core {TEST_CORE}: p50 {p50:.1}, p99.9 {p999:.1}, {n} samples"
+                    ),
+                );
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
