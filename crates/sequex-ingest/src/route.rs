@@ -318,6 +318,36 @@ mod tests {
     }
 
     #[test]
+    fn names_that_differ_only_in_the_middle_are_told_apart() {
+        // Same length, same first and last eight bytes: the same hash, different routes;
+        // and names shorter than two words and than one.
+        let specs = ["ABCDEFGHXUSDT", "ABCDEFGHYUSDT", "BTC", "X"].map(|s| StreamSpec {
+            symbol: Symbol::normalize(s).unwrap(),
+            channel: Channel::Trade,
+        });
+        let mut router = Router::<BinanceSpot>::new(&specs, DepthSpeed::Ms100, false);
+        for spec in &specs {
+            let name = BinanceSpot::stream_name(&spec.symbol, Channel::Trade, DepthSpeed::Ms100);
+            let frame = Bytes::from(format!(
+                r#"{{"stream":"{name}","data":{{"e":"trade","E":1,"s":"{}","t":1,"p":"1"}}}}"#,
+                spec.symbol
+            ));
+            let m = message(router.route(&frame, 0));
+            assert_eq!(
+                m.message.subject.as_str(),
+                format!("TRADE.trade.{}", spec.symbol)
+            );
+        }
+        let frame = Bytes::from_static(
+            br#"{"stream":"abcdefghzusdt@trade","data":{"e":"trade","E":1,"t":1}}"#,
+        );
+        assert_eq!(
+            router.route(&frame, 0).unwrap_err(),
+            FrameError::UnknownStream
+        );
+    }
+
+    #[test]
     fn unknown_streams_are_errors() {
         let mut router = router(false);
         let frame =
