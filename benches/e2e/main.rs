@@ -145,9 +145,7 @@ async fn sustained(
 async fn main() {
     let args = Args::parse();
     if let Some(url) = &args.hop_reader {
-        let h = std::sync::Mutex::new(
-            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
-        );
+        let h = std::sync::Mutex::new(rig::histogram());
         rig::bare_reader_with(url, "BTCUSDT", args.secs, Some(&h)).await;
         let h = h.lock().unwrap();
         let q = |q| h.value_at_quantile(q) as f64 / 1000.0;
@@ -197,9 +195,7 @@ async fn main() {
     if part("latency") {
         // The websocket hop alone, read in this process: the floor of the daemon path.
         for rate in [1_000u64, 10_000, 50_000] {
-            let h = std::sync::Mutex::new(
-                hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap(),
-            );
+            let h = std::sync::Mutex::new(rig::histogram());
             feeder.set_rate(rate);
             rig::bare_reader_with(&feeder.url, "BTCUSDT", args.secs, Some(&h)).await;
             feeder.set_rate(0);
@@ -650,10 +646,9 @@ async fn latency(
 ) {
     const SLICES: u32 = 4;
     let slice = Duration::from_secs_f64(secs / 2.0);
-    let histogram =
-        || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
     for rate in [1_000u64, 10_000, 50_000] {
-        let (mut daemon_h, mut after_h, mut direct_h) = (histogram(), histogram(), histogram());
+        let (mut daemon_h, mut after_h, mut direct_h) =
+            (rig::histogram(), rig::histogram(), rig::histogram());
         for _ in 0..SLICES {
             sink.settle().await;
             sink.record(true);

@@ -106,6 +106,11 @@ async fn feed<S>(
     }
 }
 
+/// A latency histogram: 1 ns to 60 s, three significant digits.
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
+}
+
 /// Counts everything on `subject` and, while recording, the latency read from `E`.
 pub(crate) struct Sink {
     count: AtomicU64,
@@ -120,8 +125,8 @@ impl Sink {
         let sink = Arc::new(Sink {
             count: AtomicU64::new(0),
             recording: AtomicBool::new(false),
-            latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()),
-            after_daemon: Mutex::new(Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()),
+            latency: Mutex::new(histogram()),
+            after_daemon: Mutex::new(histogram()),
         });
         let mut sub = client.subscribe(subject.to_string()).await.unwrap();
         client.flush().await.unwrap();
