@@ -32,6 +32,9 @@ struct Args {
     /// The cores of the nats-server without streams (a `taskset -c` list; default: all).
     #[arg(long)]
     nats_cores: Option<String>,
+    /// The cores of the process under test (a `taskset -c` list).
+    #[arg(long, default_value = "1")]
+    test_core: String,
     /// Internal: read the feeder at this URL for `--secs` and print the latency quantiles
     /// (the websocket hop into a process of its own, as the daemon's is).
     #[arg(long, hide = true)]
@@ -52,15 +55,26 @@ fn release_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// The core the process under test runs on; the bench, the feeder and nats-server run on
-/// the others (`scripts/bench` pins them), as a trading host isolates its hot threads.
-const TEST_CORE: &str = "1";
+/// The cores of the process under test (`--test-core`); the bench, the feeder and
+/// nats-server run on the others (`scripts/bench` pins them), as a trading host isolates
+/// its hot threads.
+static TEST_CORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Starts the release daemon on [`TEST_CORE`] and waits until it is ready.
+fn test_core() -> &'static str {
+    TEST_CORE.get().expect("set at start")
+}
+
+/// Starts the release daemon on [`test_core`] and waits until it is ready.
 async fn daemon(feeder: &Feeder, nats: &NatsServer, symbols: &str, extra: &[&str]) -> Daemon {
     let bin = release_bin("sequex-ingest");
     let url = nats.url();
-    let mut args = vec!["-c", TEST_CORE, bin.to_str().unwrap(), "--symbols", symbols];
+    let mut args = vec![
+        "-c",
+        test_core(),
+        bin.to_str().unwrap(),
+        "--symbols",
+        symbols,
+    ];
     args.extend(["--ws-url", &feeder.url, "--nats-url", &url, "--log", "warn"]);
     args.extend_from_slice(extra);
     // taskset execs the daemon: the pid is the daemon's.
@@ -144,6 +158,7 @@ async fn sustained(
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = Args::parse();
+    TEST_CORE.get_or_init(|| args.test_core.clone());
     if let Some(url) = &args.hop_reader {
         let h = std::sync::Mutex::new(rig::histogram());
         rig::bare_reader_with(url, "BTCUSDT", args.secs, Some(&h)).await;
@@ -216,7 +231,7 @@ async fn main() {
         // daemon path, wake-up included.
         for rate in [1_000u64, 10_000, 50_000] {
             let reader = tokio::process::Command::new("taskset")
-                .args(["-c", TEST_CORE])
+                .args(["-c", test_core()])
                 .arg(std::env::current_exe().unwrap())
                 .args([
                     "--hop-reader",
@@ -242,7 +257,8 @@ async fn main() {
                     p99,
                     "us",
                     &format!(
-                        "ws send -> bare reader in its own process on core {TEST_CORE}: p50 {p50:.1}, p99.9 {p999:.1}, {n} samples"
+                        "ws send -> bare reader in its own process on core {}: p50 {p50:.1}, p99.9 {p999:.1}, {n} samples",
+                        test_core()
                     ),
                 );
             }
@@ -340,7 +356,7 @@ async fn main() {
     if part("cpu") {
         // The baseline, on the same feeder and server.
         let mut naive = tokio::process::Command::new("taskset")
-            .args(["-c", TEST_CORE])
+            .args(["-c", test_core()])
             .arg(release_bin("naive-forwarder"))
             .args([&feeder.url, &plain.url(), "BTCUSDT"])
             .stdin(Stdio::null())

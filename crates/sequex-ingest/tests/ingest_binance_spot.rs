@@ -285,14 +285,7 @@ async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
 async fn a_missing_stream_exits_2_with_the_command_that_creates_it() {
     let server = NatsServer::start().await.unwrap();
     let nats = server.url();
-    let daemon = start_daemon(&[
-        "--symbols",
-        "BTCUSDT",
-        "--nats-url",
-        &nats,
-        "--ws-url",
-        "ws://127.0.0.1:9",
-    ]);
+    let daemon = start_daemon(&daemon_args("ws://127.0.0.1:9", &nats, &[]));
     let (status, logs) = daemon.exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(2), "{logs}");
     assert!(logs.contains("stream TRADE not found"), "{logs}");
@@ -358,14 +351,7 @@ async fn nats_down_at_start_is_retried_and_sigterm_still_exits() {
     let mut server = NatsServer::start().await.unwrap();
     server.kill().await.unwrap();
     let nats = server.url();
-    let daemon = start_daemon(&[
-        "--symbols",
-        "BTCUSDT",
-        "--nats-url",
-        &nats,
-        "--ws-url",
-        "ws://127.0.0.1:9",
-    ]);
+    let daemon = start_daemon(&daemon_args("ws://127.0.0.1:9", &nats, &[]));
     eventually(Duration::from_secs(10), "two attempts logged", || async {
         daemon.logs().matches("NATS unreachable").count() >= 2
     })
