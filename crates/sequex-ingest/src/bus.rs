@@ -5,12 +5,15 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::GetStreamErrorKind, stream::Info};
+use async_nats::jetstream::context::{GetStreamError, GetStreamErrorKind};
+use async_nats::jetstream::{self, stream::Info};
 use async_nats::message::OutboundMessage;
 use async_nats::{ConnectErrorKind, ConnectOptions};
+use bytes::Bytes;
 use futures::Sink;
 use metrics::gauge;
 use sequex_subjects::{Channel, Filter, Stream};
@@ -73,6 +76,17 @@ pub enum BusError {
         /// The server.
         url: String,
     },
+    /// JetStream did not answer (busy, electing a leader, or the server went away) until
+    /// the `--wait-for-streams` deadline.
+    #[error(
+        "JetStream on {url} did not answer the stream check ({error}) within --wait-for-streams; check the server's health (`nats server check jetstream`)"
+    )]
+    Unavailable {
+        /// The server.
+        url: String,
+        /// The last failure.
+        error: GetStreamError,
+    },
 }
 
 impl BusError {
@@ -80,7 +94,9 @@ impl BusError {
     fn may_appear(&self) -> bool {
         matches!(
             self,
-            BusError::StreamMissing { .. } | BusError::NoJetStream { .. }
+            BusError::StreamMissing { .. }
+                | BusError::NoJetStream { .. }
+                | BusError::Unavailable { .. }
         )
     }
 }
@@ -165,8 +181,10 @@ pub async fn connect(
     unreachable!("the attempt counter does not run out")
 }
 
-/// Checks that TRADE exists and captures both channels; with `wait`, retries until it
-/// does or the time is up. `None` if shutdown came first.
+/// Checks that TRADE exists and captures both channels. A missing stream is an error at
+/// once, unless `wait` gives it time to appear; JetStream not answering is retried until
+/// the `wait` deadline (for ever without one: the server may be starting). `None` if
+/// shutdown came first.
 pub async fn check_trade_stream(
     js: &jetstream::Context,
     url: &str,
@@ -174,81 +192,81 @@ pub async fn check_trade_stream(
     shutdown: &CancellationToken,
 ) -> Result<Option<()>, BusError> {
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
-        // `trade_stream` retries timeouts by itself; shutdown must still cut it short.
         let found = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
-            found = trade_stream(js, url) => found,
+            found = stream_info(js, Stream::Trade, url) => found,
         };
         let error = match found {
-            Ok(Some(info)) => return covers_our_subjects(&info, url).map(Some),
-            Ok(None) => BusError::StreamMissing {
-                stream: Stream::Trade,
-                url: url.to_string(),
-            },
+            Ok(info) => return covers_our_subjects(&info, url).map(Some),
             Err(error) => error,
         };
-        match deadline {
-            Some(deadline) if error.may_appear() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!(%error, "waiting for the stream (--wait-for-streams)");
-            }
-            _ => return Err(error),
+        let retry = match (&error, deadline) {
+            (_, Some(deadline)) => error.may_appear() && tokio::time::Instant::now() < deadline,
+            (BusError::Unavailable { .. }, None) => true,
+            _ => false,
+        };
+        if !retry {
+            return Err(error);
+        }
+        let delay = backoff.next_delay();
+        if matches!(error, BusError::StreamMissing { .. }) {
+            tracing::warn!(%error, retry_in = ?delay, "waiting for the stream (--wait-for-streams)");
+        } else {
+            tracing::warn!(%error, retry_in = ?delay, "JetStream unavailable; retrying the stream check");
         }
         tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = tokio::time::sleep(delay) => {}
         }
     }
 }
 
-/// TRADE's info, `None` if it does not exist. Timeouts are retried: JetStream may be
-/// busy or electing a leader.
-async fn trade_stream(js: &jetstream::Context, url: &str) -> Result<Option<Info>, BusError> {
-    let mut delay = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    loop {
-        match js.get_stream(Stream::Trade.name()).await {
-            // `get_stream` has just fetched the info: no second request.
-            Ok(stream) => return Ok(Some(stream.cached_info().clone())),
-            Err(e) => match e.kind() {
-                GetStreamErrorKind::JetStream(err)
-                    if err.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
-                {
-                    return Ok(None);
-                }
-                GetStreamErrorKind::JetStream(err)
-                    if err.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED
-                        || err.error_code()
-                            == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
-                {
-                    return Err(BusError::NoJetStream {
-                        url: url.to_string(),
-                    });
-                }
-                // A server without JetStream has nothing listening on the API subject;
-                // async-nats reports that as a request error with no responders.
-                _ if e.to_string().contains("no responders") => {
-                    return Err(BusError::NoJetStream {
-                        url: url.to_string(),
-                    });
-                }
-                _ => {
-                    let wait = delay.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?wait, "JetStream unavailable; retrying the stream check");
-                    tokio::time::sleep(wait).await;
-                }
-            },
+/// A stream's info, in one request: `StreamMissing`, `NoJetStream` and `Unavailable` say
+/// why not.
+async fn stream_info(
+    js: &jetstream::Context,
+    stream: Stream,
+    url: &str,
+) -> Result<Info, BusError> {
+    let error = match js.get_stream(stream.name()).await {
+        // `get_stream` has just fetched the info: no second request.
+        Ok(found) => return Ok(found.cached_info().clone()),
+        Err(error) => error,
+    };
+    let url = url.to_string();
+    match error.kind() {
+        GetStreamErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+        {
+            Err(BusError::StreamMissing { stream, url })
         }
+        GetStreamErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED
+                || e.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
+        {
+            Err(BusError::NoJetStream { url })
+        }
+        // A server without JetStream has nothing listening on the API subject.
+        GetStreamErrorKind::Request if no_responders(&error) => Err(BusError::NoJetStream { url }),
+        _ => Err(BusError::Unavailable { url, error }),
     }
+}
+
+/// Whether a JetStream request failed because nothing listens on the API subject.
+fn no_responders(error: &GetStreamError) -> bool {
+    use async_nats::jetstream::context::{RequestError, RequestErrorKind};
+    std::error::Error::source(error)
+        .and_then(|e| e.downcast_ref::<RequestError>())
+        .is_some_and(|e| e.kind() == RequestErrorKind::NoResponders)
 }
 
 fn covers_our_subjects(info: &Info, url: &str) -> Result<(), BusError> {
     let subjects = &info.config.subjects;
     for channel in Channel::ALL {
         let needed = Filter::channel(Stream::Trade, channel);
-        let covered = subjects
-            .iter()
-            .any(|s| s == needed.as_str() || s == "TRADE.>" || s == ">");
-        if !covered {
+        if !subjects.iter().any(|s| needed.is_covered_by(s)) {
             return Err(BusError::StreamMisconfigured {
                 stream: Stream::Trade,
                 url: url.to_string(),
@@ -261,9 +279,11 @@ fn covers_our_subjects(info: &Info, url: &str) -> Result<(), BusError> {
 }
 
 /// Watches TRADE and RECORD every `interval` until shutdown: readiness follows TRADE's
-/// presence; RECORD's absence or sourcing lag is logged and exported.
+/// presence; RECORD's absence or sourcing lag is logged and exported. A check that gets
+/// no answer says nothing about the stream: the last known state stands.
 pub async fn watch_streams(
     js: jetstream::Context,
+    url: String,
     health: Arc<Health>,
     interval: Duration,
     shutdown: CancellationToken,
@@ -276,9 +296,13 @@ pub async fn watch_streams(
             _ = ticker.tick() => {}
         }
         for (i, stream) in Stream::ALL.into_iter().enumerate() {
-            let info = match js.get_stream(stream.name()).await {
-                Ok(s) => Some(s.cached_info().clone()),
-                Err(_) => None,
+            let info = match stream_info(&js, stream, &url).await {
+                Ok(info) => Some(info),
+                Err(BusError::StreamMissing { .. }) => None,
+                Err(error) => {
+                    tracing::warn!(%stream, %error, "stream check got no answer; keeping the last known state");
+                    continue;
+                }
             };
             let now_present = info.is_some();
             gauge!(names::STREAM_PRESENT, "stream" => stream.name())
@@ -303,21 +327,57 @@ pub async fn watch_streams(
     }
 }
 
+/// Bytes of payload handed to the NATS client and not yet written or dropped by it,
+/// across every publisher of the process: what `--publish-queue-bytes` bounds.
+static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes queued for NATS right now.
+pub fn queued_bytes() -> usize {
+    QUEUED_BYTES.load(Ordering::Relaxed)
+}
+
+/// A payload counted in [`QUEUED_BYTES`] until the NATS client lets go of it (written to
+/// the socket, or dropped with the connection).
+struct Queued(Bytes);
+
+impl AsRef<[u8]> for Queued {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        QUEUED_BYTES.fetch_sub(self.0.len(), Ordering::Relaxed);
+    }
+}
+
 /// Hands messages to the NATS client without waiting: the client's bounded command
-/// queue (`--publish-queue`) is the buffer, and a full queue drops the new message.
+/// queue (`--publish-queue` messages) and a byte budget (`--publish-queue-bytes`) are the
+/// buffer; past either, the new message is dropped.
 #[derive(Debug)]
 pub struct Publisher {
     client: async_nats::Client,
+    max_queued_bytes: usize,
 }
 
 impl Publisher {
-    /// A publisher on its own clone of `client` (each clone has its own queue slot state).
-    pub fn new(client: async_nats::Client) -> Self {
-        Publisher { client }
+    /// A publisher on its own clone of `client` (each clone has its own queue slot state),
+    /// dropping what would take the bytes queued past `max_queued_bytes`.
+    pub fn new(client: async_nats::Client, max_queued_bytes: usize) -> Self {
+        Publisher {
+            client,
+            max_queued_bytes,
+        }
     }
 
     /// Queues `message` if there is room now; never waits.
-    pub fn try_publish(&mut self, message: OutboundMessage) -> Result<(), DropReason> {
+    pub fn try_publish(&mut self, mut message: OutboundMessage) -> Result<(), DropReason> {
+        let len = message.payload.len();
+        // One thread publishes: the check and the add below cannot race each other.
+        if QUEUED_BYTES.load(Ordering::Relaxed) + len > self.max_queued_bytes {
+            return Err(DropReason::QueueBytes);
+        }
         // A no-op waker: if the queue is full we do not want to be woken, we drop.
         let mut cx = Context::from_waker(Waker::noop());
         // Outside tokio's co-operative budget: a task that has used up its budget would
@@ -329,13 +389,17 @@ impl Publisher {
             std::pin::pin!(reserve).poll(&mut cx)
         };
         match ready {
-            Poll::Ready(Ok(())) => Pin::new(&mut self.client).start_send(message).map_err(|e| {
-                if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
-                    DropReason::Rejected
-                } else {
-                    DropReason::NatsClosed
-                }
-            }),
+            Poll::Ready(Ok(())) => {
+                QUEUED_BYTES.fetch_add(len, Ordering::Relaxed);
+                message.payload = Bytes::from_owner(Queued(message.payload));
+                Pin::new(&mut self.client).start_send(message).map_err(|e| {
+                    if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
+                        DropReason::Rejected
+                    } else {
+                        DropReason::NatsClosed
+                    }
+                })
+            }
             Poll::Ready(Err(_)) => Err(DropReason::NatsClosed),
             Poll::Pending => Err(DropReason::QueueFull),
         }

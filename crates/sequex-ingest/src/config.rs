@@ -91,16 +91,24 @@ pub struct Cli {
     #[arg(long, env = "SEQUEX_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     pub metrics_addr: SocketAddr,
 
-    /// If TRADE is missing at start, wait up to this long for it (e.g. `60s`) instead of
-    /// exiting with code 2.
-    #[arg(long, env = "SEQUEX_WAIT_FOR_STREAMS", value_parser = parse_duration)]
+    /// If TRADE is missing at start, wait up to this long for it (e.g. `60s`, at most
+    /// `24h`) instead of exiting with code 2; also bounds how long an unanswering
+    /// JetStream is retried at start (without it: until it answers).
+    #[arg(long, env = "SEQUEX_WAIT_FOR_STREAMS", value_parser = duration_between(1, 24 * 3600))]
     pub wait_for_streams: Option<Duration>,
 
     /// Messages the publish queue holds while NATS is slow or down; past that, new
     /// messages are dropped and counted (sequex_dropped_messages_total{reason="queue_full"}),
     /// so that the websocket is never stalled.
-    #[arg(long, env = "SEQUEX_PUBLISH_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(16..))]
+    #[arg(long, env = "SEQUEX_PUBLISH_QUEUE", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(16..=1 << 20))]
     pub publish_queue: u32,
+
+    /// Payload bytes the publish queue holds while NATS is slow or down (64 KiB to 4 GiB);
+    /// past that, new messages are dropped and counted
+    /// (sequex_dropped_messages_total{reason="queue_bytes"}). The default keeps the daemon
+    /// well inside the shipped systemd unit's MemoryMax=256M.
+    #[arg(long, env = "SEQUEX_PUBLISH_QUEUE_BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u64).range(64 << 10..=4 << 30))]
+    pub publish_queue_bytes: u64,
 
     /// Leave out the per-message headers (Nats-Msg-Id, Sequex-Receive-Time-Ns,
     /// Sequex-Gap). Saves their cost, but loses JetStream de-duplication and gap flags.
@@ -114,17 +122,30 @@ pub struct Cli {
     #[arg(long, env = "SEQUEX_BUSY_POLL")]
     pub busy_poll: bool,
 
-    /// Reconnect a websocket on which nothing (not even a ping) arrived for this long.
-    #[arg(long, env = "SEQUEX_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    /// Reconnect a websocket on which nothing (not even a ping) arrived for this long
+    /// (1s to 1h).
+    #[arg(long, env = "SEQUEX_STALE_AFTER", default_value = "30s", value_parser = duration_between(1, 3600))]
     pub stale_after: Duration,
 
     /// Streams per websocket connection [default: the venue's limit, 1024 for Binance].
     #[arg(long, env = "SEQUEX_STREAMS_PER_CONNECTION", value_parser = clap::value_parser!(u32).range(1..))]
     pub streams_per_connection: Option<u32>,
 
-    /// Frames larger than this are skipped and counted.
-    #[arg(long, env = "SEQUEX_MAX_FRAME_BYTES", default_value_t = 1 << 20)]
-    pub max_frame_bytes: usize,
+    /// Frames larger than this (1 KiB to 64 MiB) are skipped and counted, the connection
+    /// kept; the websocket layer refuses frames over twice this before buffering them
+    /// whole, and the connection is replaced.
+    #[arg(long, env = "SEQUEX_MAX_FRAME_BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1 << 10..=64 << 20))]
+    pub max_frame_bytes: u64,
+
+    /// The venue's REST API, from which trade gaps are filled [default: the venue's,
+    /// https://api.binance.com].
+    #[arg(long, env = "SEQUEX_REST_URL")]
+    pub rest_url: Option<String>,
+
+    /// At most this many trades are fetched from REST per trade gap (0 turns backfill
+    /// off; at most 1000000).
+    #[arg(long, env = "SEQUEX_BACKFILL_MAX_TRADES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub backfill_max_trades: u64,
 
     /// Log format.
     #[arg(long, env = "SEQUEX_LOG_FORMAT", value_enum, default_value = "text")]
@@ -174,14 +195,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 5m, 1h)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "invalid duration unit in {s:?} (use ms, s, m or h)"
-        )),
+    let (ms_per_unit, n) = match unit {
+        "ms" => (1, n),
+        "s" | "" => (1_000, n),
+        "m" => (60_000, n),
+        "h" => (3_600_000, n),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    n.checked_mul(ms_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+/// A [`parse_duration`] that also refuses what is outside `min_s..=max_s` seconds.
+fn duration_between(
+    min_s: u64,
+    max_s: u64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let d = parse_duration(s)?;
+        let (min, max) = (Duration::from_secs(min_s), Duration::from_secs(max_s));
+        if d < min || d > max {
+            return Err(format!(
+                "{s:?} is out of range: use {} to {}",
+                human(min),
+                human(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+fn human(d: Duration) -> String {
+    match d.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{s}s"),
     }
 }
 
@@ -208,8 +260,9 @@ mod tests {
         assert_eq!(cli.channels, Channel::ALL);
         let err = Cli::try_parse_from(["x", "--symbols", "BTCUSDT,BTC.USDT"]).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("invalid symbol \"BTC.USDT\": '.' at byte 3"),
+            err.to_string().contains(
+                "invalid symbol \"BTC.USDT\": '.' at byte 3 is not allowed (use A-Z, 0-9, '_' or '-')"
+            ),
             "{err}"
         );
     }
@@ -219,5 +272,29 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err(), "overflow");
+    }
+
+    #[test]
+    fn zero_and_absurd_values_are_refused_at_parse_time() {
+        // TC: (flag, value, what the error says)
+        let cases = [
+            ("--stale-after", "0", "out of range: use 1s to 1h"),
+            ("--stale-after", "0s", "out of range"),
+            ("--stale-after", "500ms", "out of range"),
+            ("--stale-after", "2h", "out of range"),
+            ("--wait-for-streams", "0s", "out of range: use 1s to 24h"),
+            ("--wait-for-streams", "99999999999999999h", "too long"),
+            ("--max-frame-bytes", "0", "not in 1024..=67108864"),
+            ("--publish-queue", "0", "not in 16..=1048576"),
+            ("--publish-queue-bytes", "0", "not in 65536..=4294967296"),
+            ("--backfill-max-trades", "2000000", "not in 0..=1000000"),
+            ("--streams-per-connection", "0", "0 is not in 1.."),
+        ];
+        for (flag, value, says) in cases {
+            let err = Cli::try_parse_from(["x", "--symbols", "BTCUSDT", flag, value]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{flag} {value}");
+            assert!(err.to_string().contains(says), "{flag} {value}: {err}");
+        }
     }
 }

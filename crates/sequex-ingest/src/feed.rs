@@ -9,17 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use sequex_subjects::Channel;
 use futures::StreamExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::Health;
 use crate::bus::{Backoff, Publisher};
-use crate::route::{Routed, Router};
+use crate::backfill::Backfill;
+use crate::route::{Commit, Routed, RoutedMessage, Router};
 use crate::telemetry::{FeedTelemetry, ReconnectReason, unix_nanos};
 use crate::venue::{FrameError, Venue};
 
@@ -34,9 +36,11 @@ const LIFETIME_MARGIN: Duration = Duration::from_secs(10 * 60);
 const HANDOVER_GRACE: Duration = Duration::from_secs(1);
 /// A connection that lived this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
-/// The websocket layer's own limit; `--max-frame-bytes` (lower) skips frames without
-/// dropping the connection, this only bounds memory.
-const WS_MAX_MESSAGE: usize = 64 << 20;
+/// The websocket layer refuses (and the connection is replaced) frames over this many
+/// times `--max-frame-bytes`: it must hold a frame whole before the feed can skip it, so
+/// this bounds what one oversized frame costs in memory. Frames between the two limits are
+/// skipped with the connection kept.
+const WS_LIMIT_FACTOR: usize = 2;
 
 /// Everything one feed needs.
 #[derive(Debug)]
@@ -57,6 +61,8 @@ pub struct Feed<V> {
     pub stale_after: Duration,
     /// Skip frames larger than this.
     pub max_frame_bytes: usize,
+    /// Where trade gaps go to be filled from the venue's REST API, if anywhere.
+    pub backfill: Option<Backfill>,
 }
 
 /// How a connection ended.
@@ -99,10 +105,10 @@ impl<V: Venue> Feed<V> {
                 }
             };
             let since = Instant::now();
-            self.health.feed_live(true);
+            let live = LiveGuard::new(self.health.clone());
             self.telemetry.connected(self.router.streams().count());
             let ended = self.pump(socket, &shutdown).await;
-            self.health.feed_live(false);
+            drop(live);
             match ended {
                 Ended::Shutdown => return,
                 Ended::Replaced(reason, socket) => {
@@ -127,10 +133,11 @@ impl<V: Venue> Feed<V> {
     /// needs, so that a replacement can connect while this feed reads.
     fn connect(&self) -> impl Future<Output = Result<Socket, String>> + use<V> {
         let (url, limiter) = (self.url.clone(), self.limiter.clone());
+        let ws_limit = self.max_frame_bytes.saturating_mul(WS_LIMIT_FACTOR);
         async move {
             let config = WebSocketConfig::default()
-                .max_message_size(Some(WS_MAX_MESSAGE))
-                .max_frame_size(Some(WS_MAX_MESSAGE));
+                .max_message_size(Some(ws_limit))
+                .max_frame_size(Some(ws_limit));
             limiter.acquire().await;
             let connect =
                 tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
@@ -185,7 +192,12 @@ impl<V: Venue> Feed<V> {
                         // tungstenite queues the pong itself and sends it with the next read.
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(frame))) => (ReconnectReason::Closed, format!("{frame:?}")),
-                        Some(Err(e)) => (ReconnectReason::Error, e.to_string()),
+                        Some(Err(e)) => {
+                            if matches!(e, tungstenite::Error::Capacity(_)) {
+                                self.telemetry.frame_error(FrameError::Oversized, b"");
+                            }
+                            (ReconnectReason::Error, e.to_string())
+                        }
                         None => (ReconnectReason::Closed, "stream ended".into()),
                     };
                     match (replaced.take(), planned) {
@@ -232,17 +244,28 @@ impl<V: Venue> Feed<V> {
         let received_ns = unix_nanos();
         match self.router.route(&frame, received_ns) {
             Ok(Routed::Message(routed)) => {
-                if let Some((symbol, missing)) = &routed.gap {
-                    self.telemetry.gap(symbol, routed.channel, missing);
-                }
-                let (channel, event_time_ms) = (routed.channel, routed.event_time_ms);
-                match self.publisher.try_publish(routed.message) {
-                    Ok(()) => self.telemetry.published(
-                        channel,
-                        event_time_ms,
-                        received_ns,
-                        received.into_std(),
-                    ),
+                let RoutedMessage {
+                    message,
+                    channel,
+                    event_time_ms,
+                    gap,
+                    reset,
+                    commit,
+                } = routed;
+                match self.publisher.try_publish(message) {
+                    Ok(()) => {
+                        // Only now: a message that never reached NATS stays in the next gap.
+                        self.router.commit(commit);
+                        if gap.is_some() || reset.is_some() {
+                            self.flagged(commit, gap, reset);
+                        }
+                        self.telemetry.published(
+                            channel,
+                            event_time_ms,
+                            received_ns,
+                            received.into_std(),
+                        );
+                    }
                     Err(reason) => self.telemetry.dropped(reason),
                 }
                 false
@@ -252,12 +275,54 @@ impl<V: Venue> Feed<V> {
                 self.telemetry.duplicate();
                 false
             }
+            Ok(Routed::OutOfSequence(channel)) => {
+                self.telemetry.out_of_sequence(channel, &frame);
+                false
+            }
             Ok(Routed::Ignored) => false,
             Err(error) => {
                 self.telemetry.frame_error(error, &frame);
                 false
             }
         }
+    }
+}
+
+impl<V: Venue> Feed<V> {
+    /// A published message carried `Sequex-Gap` or `Sequex-Reset`: count and log it, and
+    /// ask for the missing trades from REST.
+    #[cold]
+    #[inline(never)]
+    fn flagged(&mut self, commit: Commit, gap: Option<std::ops::Range<u64>>, reset: Option<u64>) {
+        let spec = self.router.stream_of(commit);
+        let (symbol, channel) = (spec.symbol.clone(), spec.channel);
+        if let Some(previous_last) = reset {
+            self.telemetry.reset(&symbol, channel, previous_last);
+        }
+        if let Some(missing) = gap {
+            self.telemetry.gap(&symbol, channel, &missing);
+            // Across a reset the missing ids belong to a sequence REST may not know yet.
+            if let (Some(backfill), Channel::Trade, None) = (&self.backfill, channel, reset) {
+                backfill.request(symbol, missing);
+            }
+        }
+    }
+}
+
+/// Marks a feed live while it exists, so that a feed that ends any way (a panic included)
+/// stops counting for readiness.
+struct LiveGuard(Arc<Health>);
+
+impl LiveGuard {
+    fn new(health: Arc<Health>) -> Self {
+        health.feed_live(true);
+        LiveGuard(health)
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.feed_live(false);
     }
 }
 

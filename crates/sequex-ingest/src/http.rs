@@ -62,7 +62,10 @@ async fn answer(
         .unwrap_or_default();
     let path = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
     let (status, content_type, body) = match path {
-        b"/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        b"/metrics" => {
+            crate::telemetry::refresh();
+            ("200 OK", "text/plain; version=0.0.4", metrics.render())
+        }
         b"/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
         b"/readyz" => match health.readiness() {
             Ok(()) => ("200 OK", "text/plain", "ready\n".to_string()),

@@ -8,17 +8,21 @@
 //! # Layout
 //! - [`config`]: the command line.
 //! - [`venue`]: how to reach an exchange and read its frames ([`venue::binance`]).
-//! - [`route`]: frames become NATS messages: subject, payload slice, headers, gaps.
+//! - [`route`]: frames become NATS messages: subject, payload slice, headers; `sequence`
+//!   judges each event's ids (repeats, gaps, resets, outliers).
 //! - [`feed`]: one websocket connection, kept alive.
-//! - [`bus`]: the NATS side: connect, stream checks, non-blocking publish.
+//! - [`backfill`]: trade gaps filled from the venue's REST API, off the read path.
+//! - [`bus`]: the NATS side: connect, stream checks, non-blocking publish in a byte budget.
 //! - [`telemetry`]: every metric and data log line; [`health`] and [`http`]: probes.
 
+pub mod backfill;
 pub mod bus;
 pub mod config;
 pub mod feed;
 pub mod health;
 pub mod http;
 pub mod route;
+mod sequence;
 pub mod telemetry;
 pub mod venue;
 
@@ -38,7 +42,8 @@ use crate::feed::{ConnectLimiter, Feed};
 use crate::route::{Router, StreamSpec};
 use crate::telemetry::FeedTelemetry;
 use crate::venue::binance::BinanceSpot;
-use crate::venue::{Venue, VenueId};
+use crate::venue::{RestTrades, Venue, VenueId};
+use sequex_subjects::Channel;
 
 /// How long shutdown may spend flushing what is queued for NATS.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -65,6 +70,12 @@ pub enum Error {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The REST client of trade backfill could not be built.
+    #[error("cannot build the REST client for trade backfill: {0}")]
+    Rest(#[from] reqwest::Error),
+    /// A feed stopped on a bug; the process exits so that its supervisor restarts it.
+    #[error("a websocket feed panicked (a bug: please report it with the log); exiting")]
+    FeedPanicked,
 }
 
 impl Error {
@@ -72,7 +83,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Bus(_) | Error::MetricsAddr { .. } => 2,
-            Error::Metrics(_) | Error::Signals(_) => 1,
+            Error::Metrics(_) | Error::Signals(_) | Error::Rest(_) | Error::FeedPanicked => 1,
         }
     }
 }
@@ -141,6 +152,7 @@ async fn ingest(
         health.set_trade_stream(true);
         tasks.spawn(bus::watch_streams(
             js,
+            url.clone(),
             health.clone(),
             STREAM_WATCH_INTERVAL,
             shutdown.clone(),
@@ -148,31 +160,51 @@ async fn ingest(
     }
 
     let feeds = TaskTracker::new();
+    let panicked = CancellationToken::new();
     match cli.venue {
-        VenueId::BinanceSpot => start_feeds::<BinanceSpot>(cli, &client, health, shutdown, &feeds),
+        VenueId::BinanceSpot => {
+            start_feeds::<BinanceSpot>(cli, &client, health, shutdown, &panicked, &feeds, tasks)?;
+        }
     }
     feeds.close();
     shutdown.cancelled().await;
     tracing::info!("shutting down: closing websockets, then flushing NATS");
     feeds.wait().await;
-    if Publisher::new(client).flush(FLUSH_TIMEOUT).await {
+    if Publisher::new(client, usize::MAX).flush(FLUSH_TIMEOUT).await {
         tracing::info!("flushed; bye");
     } else {
         tracing::error!(
             "could not flush to NATS within {FLUSH_TIMEOUT:?}; queued messages are lost"
         );
     }
+    if panicked.is_cancelled() {
+        return Err(Error::FeedPanicked);
+    }
     Ok(())
 }
 
-/// Splits the streams over connections and starts one feed per connection.
-fn start_feeds<V: Venue>(
+/// Splits the streams over connections and starts one feed per connection, and the
+/// trade backfill they share. A feed that panics cancels `panicked` and `shutdown`.
+fn start_feeds<V: Venue + RestTrades>(
     cli: &Cli,
     client: &async_nats::Client,
     health: &Arc<Health>,
     shutdown: &CancellationToken,
+    panicked: &CancellationToken,
     feeds: &TaskTracker,
-) {
+    tasks: &TaskTracker,
+) -> Result<(), Error> {
+    let queue_bytes = usize::try_from(cli.publish_queue_bytes).unwrap_or(usize::MAX);
+    let backfill = (cli.backfill_max_trades > 0 && cli.channels.contains(&Channel::Trade))
+        .then(|| {
+            let config = backfill::Config {
+                base_url: cli.rest_url.clone().unwrap_or_else(|| V::REST_URL.to_string()),
+                max_trades: cli.backfill_max_trades,
+            };
+            let publisher = Publisher::new(client.clone(), queue_bytes);
+            backfill::start::<V>(config, publisher, shutdown.clone(), tasks)
+        })
+        .transpose()?;
     let mut specs: Vec<StreamSpec> = Vec::new();
     for symbol in &cli.symbols {
         for &channel in &cli.channels {
@@ -211,15 +243,24 @@ fn start_feeds<V: Venue>(
         let feed = Feed::<V> {
             url: V::connect_url(base, &names),
             router: Router::new(chunk, cli.depth_speed, !cli.no_headers),
-            publisher: Publisher::new(client.clone()),
+            publisher: Publisher::new(client.clone(), queue_bytes),
             telemetry: FeedTelemetry::new(V::ID, i),
             health: health.clone(),
             limiter: limiter.clone(),
             stale_after: cli.stale_after,
-            max_frame_bytes: cli.max_frame_bytes,
+            max_frame_bytes: usize::try_from(cli.max_frame_bytes).unwrap_or(usize::MAX),
+            backfill: backfill.clone(),
         };
-        feeds.spawn(feed.run(shutdown.clone()));
+        let (shutdown, panicked) = (shutdown.clone(), panicked.clone());
+        feeds.spawn(async move {
+            let run = std::panic::AssertUnwindSafe(feed.run(shutdown.clone()));
+            if futures::FutureExt::catch_unwind(run).await.is_err() {
+                panicked.cancel();
+                shutdown.cancel();
+            }
+        });
     }
+    Ok(())
 }
 
 /// Installs the handlers now (so that a signal during start-up is not missed) and

@@ -16,11 +16,13 @@ use bytes::Bytes;
 use rustc_hash::FxBuildHasher;
 use sequex_subjects::{Channel, Symbol, SymbolSubjects, header};
 
+use crate::sequence::{Sequence, Verdict};
 use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Venue};
 
 const MSG_ID: HeaderName = HeaderName::from_static(header::MSG_ID);
 const RECEIVE_TIME_NS: HeaderName = HeaderName::from_static(header::RECEIVE_TIME_NS);
 const GAP: HeaderName = HeaderName::from_static(header::GAP);
+const RESET: HeaderName = HeaderName::from_static(header::RESET);
 
 /// One subscribed venue stream: a symbol on a channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,10 +38,13 @@ struct Route {
     spec: StreamSpec,
     subject: async_nats::Subject,
     msg_id_prefix: String,
-    last_id: Option<u64>,
+    sequence: Sequence,
 }
 
 /// What a frame turned into.
+// Returned by value and moved straight into the publish: boxing the large variant would
+// cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Routed {
     /// A message to publish.
@@ -49,6 +54,10 @@ pub enum Routed {
     /// An event this stream already published (the overlap of two connections during a
     /// planned reconnect): skipped, so that subscribers see each event once.
     Duplicate,
+    /// An event of this channel whose ids are out of line with its stream (an outlier, or
+    /// the first event after the venue restarted its ids): skipped; the next event tells
+    /// which it was.
+    OutOfSequence(Channel),
     /// Nothing to forward (a control reply).
     Ignored,
 }
@@ -62,8 +71,20 @@ pub struct RoutedMessage {
     pub channel: Channel,
     /// The exchange event time, ms.
     pub event_time_ms: u64,
-    /// The ids missing before it, if any, and the symbol they belong to.
-    pub gap: Option<(Symbol, Range<u64>)>,
+    /// The ids missing before it, if any.
+    pub gap: Option<Range<u64>>,
+    /// When the venue restarted its ids: the last id of the old sequence.
+    pub reset: Option<u64>,
+    /// What [`Router::commit`] needs once the message is handed to NATS.
+    pub commit: Commit,
+}
+
+/// A routed event's place in its stream's sequence, committed once it reached NATS.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit {
+    route: usize,
+    last_id: u64,
+    event_time_ms: u64,
 }
 
 /// The routing table of one connection: its streams' subjects and sequence state.
@@ -89,7 +110,7 @@ impl<V: Venue> Router<V> {
                     subject: static_subject(SymbolSubjects::new(&spec.symbol).live(spec.channel)),
                     msg_id_prefix: header::message_id_prefix(V::ID, spec.channel, &spec.symbol),
                     spec: spec.clone(),
-                    last_id: None,
+                    sequence: Sequence::default(),
                 }
             })
             .collect();
@@ -108,22 +129,25 @@ impl<V: Venue> Router<V> {
             Frame::ServerShutdown => return Ok(Routed::ServerShutdown),
             Frame::ControlReply => return Ok(Routed::Ignored),
         };
-        let &i = self
-            .index
-            .get(&NameRef(stream))
-            .ok_or(FrameError::UnknownStream)?;
+        let Some(&i) = self.index.get(&NameRef(stream)) else {
+            return unrouted::<V>(&frame[payload], FrameError::UnknownStream);
+        };
         let route = &mut self.routes[i];
-        let fields = V::fields(route.spec.channel, &frame[payload.clone()])?;
-        // Ids only rise (trade ids, depth update ids): anything not past the last one
-        // published is a repeat.
-        if route.last_id.is_some_and(|last| fields.ids.last() <= last) {
-            return Ok(Routed::Duplicate);
-        }
-        let gap = route.last_id.and_then(|last| V::gap(last, fields.ids));
-        route.last_id = Some(fields.ids.last());
+        let fields = match V::fields(route.spec.channel, &frame[payload.clone()]) {
+            Ok(fields) => fields,
+            Err(error) => return unrouted::<V>(&frame[payload], error),
+        };
+        let (gap, reset) = match route
+            .sequence
+            .check(fields.ids, fields.event_time_ms, V::gap)
+        {
+            Verdict::Publish { gap, reset } => (gap, reset),
+            Verdict::Duplicate => return Ok(Routed::Duplicate),
+            Verdict::Suspect => return Ok(Routed::OutOfSequence(route.spec.channel)),
+        };
         let headers = self
             .headers
-            .then(|| headers(route, &fields, received_ns, gap.as_ref()));
+            .then(|| headers(route, &fields, received_ns, gap.as_ref(), reset));
         Ok(Routed::Message(RoutedMessage {
             message: OutboundMessage {
                 subject: route.subject.clone(),
@@ -133,13 +157,45 @@ impl<V: Venue> Router<V> {
             },
             channel: route.spec.channel,
             event_time_ms: fields.event_time_ms,
-            gap: gap.map(|g| (route.spec.symbol.clone(), g)),
+            gap,
+            reset,
+            commit: Commit {
+                route: i,
+                last_id: fields.ids.last(),
+                event_time_ms: fields.event_time_ms,
+            },
         }))
+    }
+
+    /// The message was handed to NATS: its stream's sequence moves on. A routed message
+    /// that is never committed stays in the gap of the next one.
+    #[inline(always)]
+    pub fn commit(&mut self, commit: Commit) {
+        self.routes[commit.route]
+            .sequence
+            .commit(commit.last_id, commit.event_time_ms);
+    }
+
+    /// The stream a routed message belongs to.
+    pub fn stream_of(&self, commit: Commit) -> &StreamSpec {
+        &self.routes[commit.route].spec
     }
 
     /// The streams this router serves.
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.routes.iter().map(|r| &r.spec)
+    }
+}
+
+/// A frame that names no subscribed stream, or whose event does not fit its stream: the
+/// venue's shutdown notice may come that way, inside the envelope.
+#[cold]
+#[inline(never)]
+fn unrouted<V: Venue>(event: &[u8], error: FrameError) -> Result<Routed, FrameError> {
+    if V::is_shutdown_notice(event) {
+        Ok(Routed::ServerShutdown)
+    } else {
+        Err(error)
     }
 }
 
@@ -226,6 +282,7 @@ fn headers(
     fields: &Fields,
     received_ns: u64,
     gap: Option<&Range<u64>>,
+    reset: Option<u64>,
 ) -> HeaderMap {
     let mut map = HeaderMap::new();
     // Owned strings move into the map; a `&str` would be copied once more.
@@ -235,7 +292,10 @@ fn headers(
     );
     map.insert(RECEIVE_TIME_NS, HeaderValue::from(received_ns));
     if let Some(gap) = gap {
-        map.insert(GAP, format!("{}-{}", gap.start, gap.end - 1));
+        map.insert(GAP, header::gap_value(gap));
+    }
+    if let Some(last) = reset {
+        map.insert(RESET, HeaderValue::from(last));
     }
     map
 }
@@ -254,10 +314,14 @@ mod tests {
         Router::new(&specs, DepthSpeed::Ms100, headers)
     }
 
-    fn trade(id: u64) -> Bytes {
+    fn trade_at(id: u64, time_ms: u64) -> Bytes {
         Bytes::from(format!(
-            r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":{id},"p":"1","q":"2","T":1,"m":true,"M":true}}}}"#
+            r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","E":{time_ms},"s":"BTCUSDT","t":{id},"p":"1","q":"2","T":1,"m":true,"M":true}}}}"#
         ))
+    }
+
+    fn trade(id: u64) -> Bytes {
+        trade_at(id, 1723161255343)
     }
 
     fn message(routed: Result<Routed, FrameError>) -> RoutedMessage {
@@ -265,6 +329,17 @@ mod tests {
             Ok(Routed::Message(m)) => m,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Routes `frame` and commits it, as the feed does once NATS took it.
+    fn publish(router: &mut Router<BinanceSpot>, frame: &Bytes) -> RoutedMessage {
+        let m = message(router.route(frame, 0));
+        router.commit(m.commit);
+        m
+    }
+
+    fn header_of(m: &RoutedMessage, name: &str) -> Option<String> {
+        Some(m.message.headers.as_ref()?.get(name)?.to_string())
     }
 
     #[test]
@@ -275,35 +350,74 @@ mod tests {
         assert_eq!(m.message.subject.as_str(), "TRADE.trade.BTCUSDT");
         assert_eq!(&m.message.payload[..], &frame[33..frame.len() - 1]);
         assert!(m.message.payload.starts_with(b"{\"e\":\"trade\""));
-        let h = m.message.headers.unwrap();
         assert_eq!(
-            h.get(header::MSG_ID).unwrap().as_str(),
-            "binance-spot:trade:BTCUSDT:7"
+            header_of(&m, header::MSG_ID).as_deref(),
+            Some("binance-spot:trade:BTCUSDT:7")
         );
-        assert_eq!(h.get(header::RECEIVE_TIME_NS).unwrap().as_str(), "42");
-        assert!(h.get(header::GAP).is_none());
+        assert_eq!(header_of(&m, header::RECEIVE_TIME_NS).as_deref(), Some("42"));
+        assert_eq!(header_of(&m, header::GAP), None);
+        assert_eq!(header_of(&m, header::RESET), None);
     }
 
     #[test]
     fn flags_the_first_message_after_a_gap() {
         let mut router = router(true);
-        message(router.route(&trade(7), 0));
-        let m = message(router.route(&trade(10), 0));
-        assert_eq!(m.gap, Some((Symbol::from_static("BTCUSDT"), 8..10)));
-        assert_eq!(
-            m.message
-                .headers
-                .unwrap()
-                .get(header::GAP)
-                .unwrap()
-                .as_str(),
-            "8-9"
-        );
-        assert!(message(router.route(&trade(11), 0)).gap.is_none());
+        publish(&mut router, &trade(7));
+        let m = publish(&mut router, &trade(10));
+        assert_eq!(m.gap, Some(8..10));
+        assert_eq!(header_of(&m, header::GAP).as_deref(), Some("8-9"));
+        assert!(publish(&mut router, &trade(11)).gap.is_none());
         // A repeat is skipped, is not a gap, and does not move the sequence back.
         assert!(matches!(router.route(&trade(11), 0), Ok(Routed::Duplicate)));
         assert!(matches!(router.route(&trade(9), 0), Ok(Routed::Duplicate)));
-        assert!(message(router.route(&trade(12), 0)).gap.is_none());
+        assert!(publish(&mut router, &trade(12)).gap.is_none());
+    }
+
+    #[test]
+    fn a_message_dropped_before_nats_is_in_the_next_gap() {
+        let mut router = router(true);
+        publish(&mut router, &trade(7));
+        // Routed, never committed: the queue was full.
+        message(router.route(&trade(8), 0));
+        message(router.route(&trade(9), 0));
+        let m = publish(&mut router, &trade(10));
+        assert_eq!(header_of(&m, header::GAP).as_deref(), Some("8-9"));
+    }
+
+    #[test]
+    fn a_reset_is_flagged_and_an_outlier_costs_one_frame() {
+        let mut router = router(true);
+        publish(&mut router, &trade_at(500, 1));
+        assert!(matches!(
+            router.route(&trade_at(u64::MAX, 1), 0),
+            Ok(Routed::OutOfSequence(Channel::Trade))
+        ));
+        assert!(publish(&mut router, &trade_at(501, 1)).gap.is_none());
+        assert!(matches!(
+            router.route(&trade_at(1, 2), 0),
+            Ok(Routed::OutOfSequence(Channel::Trade))
+        ));
+        let m = publish(&mut router, &trade_at(2, 2));
+        assert_eq!(header_of(&m, header::RESET).as_deref(), Some("501"));
+        assert_eq!(header_of(&m, header::GAP).as_deref(), Some("1-1"));
+        assert!(publish(&mut router, &trade_at(3, 2)).reset.is_none());
+    }
+
+    #[test]
+    fn a_shutdown_notice_inside_the_envelope_is_recognised() {
+        let mut router = router(false);
+        for frame in [
+            r#"{"stream":"btcusdt@trade","data":{"e":"serverShutdown","E":1}}"#,
+            r#"{"stream":"serverShutdown","data":{"e":"serverShutdown","E":1}}"#,
+        ] {
+            assert!(
+                matches!(
+                    router.route(&Bytes::from(frame), 0),
+                    Ok(Routed::ServerShutdown)
+                ),
+                "{frame}"
+            );
+        }
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub mod names {
     pub const FRAME_BYTES: &str = "sequex_frame_bytes_total";
     /// Messages handed to the NATS client, per venue and channel.
     pub const PUBLISHED: &str = "sequex_published_messages_total";
-    /// Messages lost before NATS, per venue and `reason` (`queue_full`, `nats_closed`,
-    /// `rejected`).
+    /// Messages lost before NATS, per venue and `reason` (`queue_full`, `queue_bytes`,
+    /// `nats_closed`, `rejected`).
     pub const DROPPED: &str = "sequex_dropped_messages_total";
     /// Frames skipped as unreadable, per venue and `reason` (see `FrameError::reason`).
     pub const FRAME_ERRORS: &str = "sequex_frame_errors_total";
@@ -30,8 +30,22 @@ pub mod names {
     pub const DUPLICATES: &str = "sequex_duplicate_events_total";
     /// Websocket reconnects, per venue and `reason`.
     pub const RECONNECTS: &str = "sequex_reconnects_total";
-    /// Sequence gaps (missing trade or update ids), per venue and channel.
+    /// Sequence gaps (missing trade or update ids) flagged on a published message, per
+    /// venue and channel.
     pub const GAPS: &str = "sequex_sequence_gaps_total";
+    /// Venue-side sequence resets (ids started again lower), per venue and channel.
+    pub const RESETS: &str = "sequex_sequence_resets_total";
+    /// Events skipped because their ids were out of line with their stream (an outlier,
+    /// or the first event of a reset), per venue and channel.
+    pub const OUT_OF_SEQUENCE: &str = "sequex_out_of_sequence_events_total";
+    /// Payload bytes queued for NATS (bounded by `--publish-queue-bytes`).
+    pub const PUBLISH_QUEUE_BYTES: &str = "sequex_publish_queue_bytes";
+    /// Trades fetched from the venue's REST API and published to fill a gap, per venue.
+    pub const BACKFILL_TRADES: &str = "sequex_backfill_trades_total";
+    /// Trade gaps (or parts of them) that could not be filled, per venue.
+    pub const BACKFILL_FAILURES: &str = "sequex_backfill_failures_total";
+    /// Log lines lost because the log writer was behind (never blocks the daemon).
+    pub const LOG_LINES_DROPPED: &str = "sequex_log_lines_dropped_total";
     /// Exchange event time to local receive time.
     pub const EXCHANGE_TO_RECEIVE: &str = "sequex_exchange_to_receive_seconds";
     /// Frame received to message handed to the NATS client.
@@ -75,7 +89,28 @@ fn describe() {
     describe_counter!(names::RECONNECTS, "Websocket reconnects, by reason");
     describe_counter!(
         names::GAPS,
-        "Sequence gaps: missing trade or depth update ids"
+        "Sequence gaps flagged with Sequex-Gap: missing trade or depth update ids"
+    );
+    describe_counter!(
+        names::RESETS,
+        "Venue-side sequence resets, flagged with Sequex-Reset"
+    );
+    describe_counter!(
+        names::OUT_OF_SEQUENCE,
+        "Events skipped as out of line with their stream's ids"
+    );
+    describe_gauge!(names::PUBLISH_QUEUE_BYTES, "Payload bytes queued for NATS");
+    describe_counter!(
+        names::BACKFILL_TRADES,
+        "Trades fetched from REST to fill gaps and published"
+    );
+    describe_counter!(
+        names::BACKFILL_FAILURES,
+        "Trade gaps (or parts) that could not be filled from REST"
+    );
+    describe_counter!(
+        names::LOG_LINES_DROPPED,
+        "Log lines lost because the log writer was behind"
     );
     describe_histogram!(
         names::EXCHANGE_TO_RECEIVE,
@@ -94,11 +129,31 @@ fn describe() {
     );
 }
 
+/// The log writer's count of lines it dropped, read when `/metrics` is rendered.
+static LOG_DROPS: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Exports the log writer's dropped lines as [`names::LOG_LINES_DROPPED`].
+pub fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
+    let _ = LOG_DROPS.set(counter);
+}
+
+/// Brings the gauges that are read rather than pushed up to date; called before each
+/// render of `/metrics`.
+pub fn refresh() {
+    gauge!(names::PUBLISH_QUEUE_BYTES).set(crate::bus::queued_bytes() as f64);
+    if let Some(drops) = LOG_DROPS.get() {
+        counter!(names::LOG_LINES_DROPPED).absolute(drops.dropped_lines() as u64);
+    }
+}
+
 /// Why a message was lost before reaching NATS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
     /// The publish queue was full (NATS slow or disconnected).
     QueueFull,
+    /// The publish queue's byte budget was used up (NATS slow or disconnected).
+    QueueBytes,
     /// The NATS client has shut down.
     NatsClosed,
     /// The client refused the message (over the server's max payload).
@@ -106,9 +161,17 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    fn as_str(self) -> &'static str {
+    const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::QueueBytes,
+        DropReason::NatsClosed,
+        DropReason::Rejected,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DropReason::QueueFull => "queue_full",
+            DropReason::QueueBytes => "queue_bytes",
             DropReason::NatsClosed => "nats_closed",
             DropReason::Rejected => "rejected",
         }
@@ -172,11 +235,16 @@ pub struct FeedTelemetry {
     published: [Counter; 2],
     duplicates: Counter,
     gaps: [Counter; 2],
+    resets: [Counter; 2],
+    out_of_sequence: [Counter; 2],
+    dropped: [Counter; DropReason::ALL.len()],
+    frame_errors: [Counter; FrameError::REASONS.len()],
     exchange_to_receive: Histogram,
     receive_to_publish: Histogram,
     live: Gauge,
-    last_warning: Option<Instant>,
-    suppressed: u64,
+    loss_log: LogLimit,
+    error_log: LogLimit,
+    sequence_log: LogLimit,
 }
 
 impl FeedTelemetry {
@@ -193,11 +261,18 @@ impl FeedTelemetry {
             published: per_channel(names::PUBLISHED),
             duplicates: counter!(names::DUPLICATES, "venue" => venue),
             gaps: per_channel(names::GAPS),
+            resets: per_channel(names::RESETS),
+            out_of_sequence: per_channel(names::OUT_OF_SEQUENCE),
+            dropped: DropReason::ALL
+                .map(|r| counter!(names::DROPPED, "venue" => venue, "reason" => r.as_str())),
+            frame_errors: FrameError::REASONS
+                .map(|r| counter!(names::FRAME_ERRORS, "venue" => venue, "reason" => r)),
             exchange_to_receive: histogram!(names::EXCHANGE_TO_RECEIVE, "venue" => venue),
             receive_to_publish: histogram!(names::RECEIVE_TO_PUBLISH, "venue" => venue),
             live: gauge!(names::FEEDS_LIVE, "venue" => venue),
-            last_warning: None,
-            suppressed: 0,
+            loss_log: LogLimit::default(),
+            error_log: LogLimit::default(),
+            sequence_log: LogLimit::default(),
         }
     }
 
@@ -231,14 +306,14 @@ impl FeedTelemetry {
 
     /// A message was lost before NATS.
     pub fn dropped(&mut self, reason: DropReason) {
-        counter!(names::DROPPED, "venue" => self.venue, "reason" => reason.as_str()).increment(1);
-        if let Some(suppressed) = self.should_log() {
+        self.dropped[reason as usize].increment(1);
+        if let Some(suppressed) = self.loss_log.allow() {
             tracing::error!(
                 venue = self.venue,
                 connection = self.connection,
                 reason = reason.as_str(),
                 suppressed,
-                "message dropped before NATS (counted in {})",
+                "message dropped before NATS (counted in {}; the next message of its stream carries Sequex-Gap)",
                 names::DROPPED
             );
         }
@@ -246,9 +321,8 @@ impl FeedTelemetry {
 
     /// A frame was skipped as unreadable.
     pub fn frame_error(&mut self, error: FrameError, frame: &[u8]) {
-        counter!(names::FRAME_ERRORS, "venue" => self.venue, "reason" => error.reason())
-            .increment(1);
-        if let Some(suppressed) = self.should_log() {
+        self.frame_errors[error.index()].increment(1);
+        if let Some(suppressed) = self.error_log.allow() {
             let head = String::from_utf8_lossy(&frame[..frame.len().min(160)]);
             tracing::warn!(
                 venue = self.venue,
@@ -262,17 +336,50 @@ impl FeedTelemetry {
         }
     }
 
-    /// Ids are missing before this message.
-    pub fn gap(&self, symbol: &Symbol, channel: Channel, missing: &std::ops::Range<u64>) {
+    /// Ids are missing before this published message (flagged with `Sequex-Gap`).
+    pub fn gap(&mut self, symbol: &Symbol, channel: Channel, missing: &std::ops::Range<u64>) {
         self.gaps[channel as usize].increment(1);
-        tracing::warn!(
-            venue = self.venue,
-            %symbol,
-            %channel,
-            first_missing = missing.start,
-            last_missing = missing.end - 1,
-            "sequence gap: ids missing from the exchange feed; flagged with Sequex-Gap"
-        );
+        if let Some(suppressed) = self.sequence_log.allow() {
+            tracing::warn!(
+                venue = self.venue,
+                %symbol,
+                %channel,
+                first_missing = missing.start,
+                last_missing = missing.end - 1,
+                suppressed,
+                "sequence gap: ids missing; flagged with Sequex-Gap"
+            );
+        }
+    }
+
+    /// The venue restarted this stream's ids (flagged with `Sequex-Reset`).
+    pub fn reset(&mut self, symbol: &Symbol, channel: Channel, previous_last: u64) {
+        self.resets[channel as usize].increment(1);
+        if let Some(suppressed) = self.sequence_log.allow() {
+            tracing::warn!(
+                venue = self.venue,
+                %symbol,
+                %channel,
+                previous_last,
+                suppressed,
+                "sequence reset: the venue started its ids again; flagged with Sequex-Reset"
+            );
+        }
+    }
+
+    /// An event was skipped as out of line with its stream's ids.
+    pub fn out_of_sequence(&mut self, channel: Channel, frame: &[u8]) {
+        self.out_of_sequence[channel as usize].increment(1);
+        if let Some(suppressed) = self.sequence_log.allow() {
+            let head = String::from_utf8_lossy(&frame[..frame.len().min(160)]);
+            tracing::warn!(
+                venue = self.venue,
+                %channel,
+                frame.head = %head,
+                suppressed,
+                "event out of sequence skipped: its ids are far from its stream's; the next event decides whether the venue reset"
+            );
+        }
     }
 
     /// The connection is up.
@@ -310,17 +417,26 @@ impl FeedTelemetry {
             );
         }
     }
+}
 
-    /// At most one log line a second; returns how many were suppressed before this one.
-    fn should_log(&mut self) -> Option<u64> {
+/// At most one log line a second of one kind, so that a storm is counted, not logged.
+#[derive(Debug, Default)]
+struct LogLimit {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    /// `Some(lines suppressed since the last one)` when a line may be logged now.
+    fn allow(&mut self) -> Option<u64> {
         let now = Instant::now();
-        match self.last_warning {
+        match self.last {
             Some(last) if now.duration_since(last) < Duration::from_secs(1) => {
                 self.suppressed += 1;
                 None
             }
             _ => {
-                self.last_warning = Some(now);
+                self.last = Some(now);
                 Some(std::mem::take(&mut self.suppressed))
             }
         }

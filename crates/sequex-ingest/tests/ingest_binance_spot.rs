@@ -223,7 +223,8 @@ async fn bad_frames_are_counted_and_skipped_and_cost_no_other_data() {
     let good = frames[10].text.clone();
     let oversized = format!(
         r#"{{"stream":"btcusdt@trade","data":{{"e":"trade","pad":"{}"}}}}"#,
-        "x".repeat(200_000)
+        // Over --max-frame-bytes, under twice it (where the websocket layer refuses it).
+        "x".repeat(150_000)
     );
     let inject = vec![
         (10, Message::text(&good[..good.len() / 2])),

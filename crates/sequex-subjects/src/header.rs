@@ -12,9 +12,55 @@ use crate::symbol::Symbol;
 pub const MSG_ID: &str = "Nats-Msg-Id";
 /// When the frame was read from the socket, in ns since the Unix epoch (local clock).
 pub const RECEIVE_TIME_NS: &str = "Sequex-Receive-Time-Ns";
-/// On the first message after missing ids: the missing range `<first>-<last>`,
-/// inclusive. A book builder that sees it must resynchronise from a snapshot.
+/// On the first message published after ids went missing: the missing ids, inclusive,
+/// as `<first>-<last>` in decimal (`8-9`; one id: `8-8`). Whatever lost them (the
+/// exchange, a reconnect, the daemon's full publish queue, NATS down), the range covers
+/// every id between the previous message of the stream and this one: a book builder that
+/// sees it must resynchronise from a snapshot. Build and read it with [`gap_value`] and
+/// [`parse_gap`].
 pub const GAP: &str = "Sequex-Gap";
+/// On the first message after the venue started its ids again (lower than before, with
+/// newer event times): the last id of the old sequence, in decimal. Ids before and after
+/// it are not comparable; resynchronise as for a gap. When the event that announced the
+/// reset could not be published, [`GAP`] on the same message names its ids.
+pub const RESET: &str = "Sequex-Reset";
+/// Where the message came from when it is not the live websocket: `rest` for trades
+/// fetched from the venue's REST API to fill a gap. Such messages carry the same
+/// [`MSG_ID`] a websocket copy would, may arrive after newer live ones, and are in id order
+/// among themselves.
+pub const SOURCE: &str = "Sequex-Source";
+/// The [`SOURCE`] of trades fetched from the venue's REST API.
+pub const SOURCE_REST: &str = "rest";
+
+/// The [`GAP`] value of the missing ids `range` (end exclusive, not empty).
+///
+/// ```
+/// use sequex_subjects::header;
+///
+/// assert_eq!(header::gap_value(&(8..10)), "8-9");
+/// assert_eq!(header::parse_gap("8-9"), Some(8..10));
+/// assert_eq!(header::parse_gap("9-8"), None);
+/// ```
+pub fn gap_value(range: &std::ops::Range<u64>) -> String {
+    let mut first = itoa::Buffer::new();
+    let mut last = itoa::Buffer::new();
+    let (first, last) = (first.format(range.start), last.format(range.end - 1));
+    let mut text = String::with_capacity(first.len() + 1 + last.len());
+    text.push_str(first);
+    text.push('-');
+    text.push_str(last);
+    text
+}
+
+/// Reads a [`GAP`] value back into the missing ids (end exclusive).
+pub fn parse_gap(value: &str) -> Option<std::ops::Range<u64>> {
+    let (first, last) = value.split_once('-')?;
+    let (first, last): (u64, u64) = (first.parse().ok()?, last.parse().ok()?);
+    if first > last {
+        return None;
+    }
+    Some(first..last.checked_add(1)?)
+}
 
 /// The [`MSG_ID`] of one message, built from a [`message_id_prefix`] and the id.
 ///

@@ -484,6 +484,33 @@ impl Filter {
         }
         tokens.next().is_none()
     }
+
+    /// Whether a stream or subscription on the NATS subject `pattern` (which may hold `*`
+    /// and `>`) receives everything this filter matches: how to check that a stream
+    /// captures what is published, whatever wildcards its configuration uses.
+    ///
+    /// ```
+    /// # use sequex_subjects::{Channel, Filter, Stream};
+    /// let trades = Filter::channel(Stream::Trade, Channel::Trade); // TRADE.trade.>
+    /// assert!(trades.is_covered_by("TRADE.trade.>"));
+    /// assert!(trades.is_covered_by("TRADE.>"));
+    /// assert!(trades.is_covered_by(">"));
+    /// assert!(trades.is_covered_by("*.trade.>"));
+    /// assert!(!trades.is_covered_by("TRADE.trade.*"), "one token only");
+    /// assert!(!trades.is_covered_by("TRADE.depth.>"));
+    /// ```
+    pub fn is_covered_by(&self, pattern: &str) -> bool {
+        let mut wanted = self.as_str().split('.');
+        for token in pattern.split('.') {
+            match (token, wanted.next()) {
+                (">", Some(_)) => return true,
+                ("*", Some(w)) if w != ">" => {}
+                (t, Some(w)) if t == w && t != "*" && t != ">" => {}
+                _ => return false,
+            }
+        }
+        wanted.next().is_none()
+    }
 }
 
 impl AsRef<str> for Filter {

@@ -1,7 +1,9 @@
 //! A fake Binance combined-stream server: a real websocket over loopback that replays
 //! captured frames for the streams a client asks for in `/stream?streams=a/b/c`, pings,
 //! answers SUBSCRIBE requests, and can misbehave on purpose (drop the connection, inject
-//! bad frames).
+//! bad frames, skip frames on a reconnect). Beside it, on a port of its own, the REST
+//! endpoint of old trades (`/api/v3/historicalTrades`) serves the trades of the same
+//! frames, or fails as told.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,11 +39,29 @@ pub struct Script {
     pub inject: Vec<(usize, Message)>,
     /// Pause this long between frames (none: as fast as the socket takes them).
     pub pace: Option<Duration>,
+    /// A new connection after a dropped one starts this many frames past where the last
+    /// stopped: the frames in between are never sent (but REST has their trades).
+    pub skip_on_reconnect: usize,
+    /// How the REST endpoint answers.
+    pub rest: Rest,
+}
+
+/// How the fake REST endpoint answers `GET /api/v3/historicalTrades`.
+#[derive(Clone, Debug, Default)]
+pub enum Rest {
+    /// With the trades of the script's frames, as Binance would.
+    #[default]
+    Serve,
+    /// With this HTTP status (429 and 418 with `Retry-After: 1`) and an error body.
+    Fail(u16),
+    /// Never: the request times out.
+    Hang,
 }
 
 #[derive(Debug, Default)]
 struct State {
     connections: AtomicUsize,
+    rest_requests: Mutex<Vec<String>>,
     pongs: AtomicUsize,
     requests: Mutex<Vec<String>>,
     // The furthest frame index any connection reached, per requested stream set.
@@ -52,8 +72,10 @@ struct State {
 #[derive(Debug)]
 pub struct FakeBinance {
     addr: SocketAddr,
+    rest_addr: SocketAddr,
     state: Arc<State>,
     task: JoinHandle<()>,
+    rest_task: JoinHandle<()>,
 }
 
 impl FakeBinance {
@@ -64,14 +86,40 @@ impl FakeBinance {
         let state = Arc::new(State::default());
         let script = Arc::new(script);
         let task = tokio::spawn({
-            let state = state.clone();
+            let (state, script) = (state.clone(), script.clone());
             async move {
                 while let Ok((tcp, _)) = listener.accept().await {
                     tokio::spawn(serve(tcp, script.clone(), state.clone()));
                 }
             }
         });
-        Ok(FakeBinance { addr, state, task })
+        let rest = TcpListener::bind("127.0.0.1:0").await?;
+        let rest_addr = rest.local_addr()?;
+        let rest_task = tokio::spawn({
+            let state = state.clone();
+            async move {
+                while let Ok((tcp, _)) = rest.accept().await {
+                    tokio::spawn(serve_rest(tcp, script.clone(), state.clone()));
+                }
+            }
+        });
+        Ok(FakeBinance {
+            addr,
+            rest_addr,
+            state,
+            task,
+            rest_task,
+        })
+    }
+
+    /// The base URL to pass as `--rest-url`.
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.rest_addr)
+    }
+
+    /// The request targets of every REST request, in order.
+    pub fn rest_requests(&self) -> Vec<String> {
+        self.state.rest_requests.lock().expect("not poisoned").clone()
     }
 
     /// The base URL to pass as `--ws-url`.
@@ -98,7 +146,71 @@ impl FakeBinance {
 impl Drop for FakeBinance {
     fn drop(&mut self) {
         self.task.abort();
+        self.rest_task.abort();
     }
+}
+
+/// One HTTP/1.1 request per connection, answered and closed.
+async fn serve_rest(mut tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tcp.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&request);
+    let target = text.split(' ').nth(1).unwrap_or_default().to_string();
+    state
+        .rest_requests
+        .lock()
+        .expect("not poisoned")
+        .push(target.clone());
+    let (status, headers, body) = match script.rest {
+        Rest::Hang => {
+            std::future::pending::<()>().await;
+            return;
+        }
+        Rest::Fail(status) => (
+            status,
+            "Retry-After: 1\r\n",
+            r#"{"code":-1003,"msg":"fake failure"}"#.to_string(),
+        ),
+        Rest::Serve => (200, "", historical_trades(&script.frames, &target)),
+    };
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(response.as_bytes()).await;
+    let _ = tcp.shutdown().await;
+}
+
+/// `/api/v3/historicalTrades?symbol=&fromId=&limit=` over the trades of `frames`.
+fn historical_trades(frames: &[CapturedFrame], target: &str) -> String {
+    let query: HashMap<&str, &str> = target
+        .split_once('?')
+        .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
+        .unwrap_or_default();
+    let symbol = query.get("symbol").copied().unwrap_or_default();
+    let from: u64 = query.get("fromId").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let limit: usize = query.get("limit").and_then(|v| v.parse().ok()).unwrap_or(500);
+    let trades: Vec<serde_json::Value> = frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f.data()?).ok())
+        .filter(|e| e["e"] == "trade" && e["s"] == symbol)
+        .filter(|e| e["t"].as_u64().is_some_and(|t| t >= from))
+        .take(limit)
+        .map(|e| {
+            serde_json::json!({
+                "id": e["t"], "price": e["p"], "qty": e["q"], "quoteQty": "0",
+                "time": e["T"], "isBuyerMaker": e["m"], "isBestMatch": e["M"],
+            })
+        })
+        .collect();
+    serde_json::Value::from(trades).to_string()
 }
 
 async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
@@ -166,7 +278,17 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
             .get(&key)
             .unwrap_or(&0)
     };
-    let mut next = furthest(&state).saturating_sub(script.overlap);
+    let mut next = if connection > 0 {
+        furthest(&state).saturating_sub(script.overlap) + script.skip_on_reconnect
+    } else {
+        0
+    };
+    if next > 0 {
+        // The skipped frames count as sent, so that a later connection resumes after them.
+        let mut all = state.furthest.lock().expect("not poisoned");
+        let reached = all.entry(key.clone()).or_default();
+        *reached = (*reached).max(next);
+    }
     let mut sent_here = 0usize;
     loop {
         if connection == 0 && script.drop_after.is_some_and(|n| sent_here >= n) {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use capture::CapturedFrame;
 pub use daemon::Daemon;
-pub use fake_binance::{FakeBinance, Script};
+pub use fake_binance::{FakeBinance, Rest, Script};
 pub use nats_server::NatsServer;
 pub use provision::{CONSUMER_FILES, STREAM_FILES, provision_all};
 

@@ -10,11 +10,12 @@
 
 use std::time::Duration;
 
-use memchr::memmem;
 use sequex_subjects::{Channel, Symbol};
 
+use bytes::Bytes;
+
 use super::json::{self, ScanError};
-use super::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
+use super::{DepthSpeed, Fields, Frame, FrameError, Ids, RestTrades, Venue};
 
 /// Wire constants of the JSON streams.
 mod wire {
@@ -40,8 +41,10 @@ mod wire {
     pub(super) const USUAL_TRADE_ID_KEY: &[u8; 5] = br#","t":"#;
     pub(super) const USUAL_FIRST_ID_KEY: &[u8; 5] = br#","U":"#;
     pub(super) const USUAL_FINAL_ID_KEY: &[u8; 5] = br#","u":"#;
-    /// A control reply: `{"result":null,"id":1}`.
-    pub(super) const RESULT_PREFIX: &[u8] = br#"{"result""#;
+    /// The envelope's members, for the generic scan.
+    pub(super) const STREAM_KEY: &[u8] = b"stream";
+    pub(super) const DATA: &[u8] = b"data";
+    pub(super) const RESULT: &[u8] = b"result";
     /// Stream name suffixes.
     pub(super) const TRADE_SUFFIX: &str = "@trade";
     pub(super) const DEPTH_100MS_SUFFIX: &str = "@depth@100ms";
@@ -80,27 +83,10 @@ impl Venue for BinanceSpot {
     // Inlined into the router with the fast paths; the rare paths are cold calls.
     #[inline(always)]
     fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
-        let Some(rest) = after(frame, wire::ENVELOPE_PREFIX) else {
-            return classify_other(frame);
-        };
-        // Stream names are lower-case ASCII with `@`: no escapes to worry about.
-        let name_len = json::find_byte(rest, b'"').ok_or(FrameError::Truncated)?;
-        let stream = &rest[..name_len];
-        let data = after(&rest[name_len + 1..], wire::DATA_KEY)
-            .ok_or(FrameError::Malformed("no \"data\" after \"stream\""))?;
-        let start = frame.len() - data.len();
-        // The envelope closes right after the event object: `...}}`.
-        let end = frame.trim_ascii_end().len();
-        if end < start + 3 || frame[end - 1] != b'}' || frame[end - 2] != b'}' {
-            return Err(FrameError::Truncated);
+        match envelope_in_usual_layout(frame) {
+            Some(data) => Ok(data),
+            None => classify_other(frame),
         }
-        if frame[start] != b'{' {
-            return Err(FrameError::Malformed("\"data\" is not an object"));
-        }
-        Ok(Frame::Data {
-            stream,
-            payload: start..end - 1,
-        })
     }
 
     #[inline(always)]
@@ -110,6 +96,80 @@ impl Venue for BinanceSpot {
             None => fields_in_any_layout(channel, payload),
         }
     }
+
+    fn is_shutdown_notice(event: &[u8]) -> bool {
+        matches!(
+            json::members(event, [wire::EVENT_TYPE]),
+            Ok([Some(e)]) if e == wire::EVENT_SERVER_SHUTDOWN
+        )
+    }
+}
+
+/// Old trades by id: `GET /api/v3/historicalTrades?symbol=&fromId=&limit=` (weight 25, no
+/// API key; not served by the `data-api.binance.vision` mirror). `aggTrades` would be
+/// cheaper but merges trades, so its ids are not trade ids.
+/// <https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#old-trade-lookup>
+impl RestTrades for BinanceSpot {
+    const REST_URL: &'static str = "https://api.binance.com";
+    const REST_TRADES_PER_PAGE: u64 = 1000;
+
+    fn trades_path(symbol: &Symbol, from: u64, limit: u64) -> String {
+        format!("/api/v3/historicalTrades?symbol={symbol}&fromId={from}&limit={limit}")
+    }
+
+    fn parse_trades(symbol: &Symbol, body: &[u8]) -> Result<Vec<(u64, Bytes)>, String> {
+        /// One element of the answer.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RestTrade<'a> {
+            id: u64,
+            price: &'a str,
+            qty: &'a str,
+            time: u64,
+            is_buyer_maker: bool,
+            is_best_match: bool,
+        }
+        let trades: Vec<RestTrade<'_>> =
+            serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(trades
+            .into_iter()
+            .map(|t| {
+                // The websocket event's members, in its order; REST has no event time, so
+                // `E` is the trade time.
+                let payload = format!(
+                    r#"{{"e":"trade","E":{time},"s":"{symbol}","t":{id},"p":"{price}","q":"{qty}","T":{time},"m":{m},"M":{best}}}"#,
+                    time = t.time,
+                    id = t.id,
+                    price = t.price,
+                    qty = t.qty,
+                    m = t.is_buyer_maker,
+                    best = t.is_best_match,
+                );
+                (t.id, Bytes::from(payload))
+            })
+            .collect())
+    }
+}
+
+/// The fast path: `{"stream":"<name>","data":{...}}` exactly as Binance writes it.
+#[inline(always)]
+fn envelope_in_usual_layout(frame: &[u8]) -> Option<Frame<'_>> {
+    let rest = after(frame, wire::ENVELOPE_PREFIX)?;
+    // Stream names are lower-case ASCII with `@`: no escapes to worry about.
+    let name_len = json::find_byte(rest, b'"')?;
+    let stream = &rest[..name_len];
+    let data = after(&rest[name_len + 1..], wire::DATA_KEY)?;
+    let start = frame.len() - data.len();
+    // The envelope closes right after the event object: `...}}`.
+    let end = frame.trim_ascii_end().len();
+    if end < start + 3 || frame[end - 1] != b'}' || frame[end - 2] != b'}' || frame[start] != b'{'
+    {
+        return None;
+    }
+    Some(Frame::Data {
+        stream,
+        payload: start..end - 1,
+    })
 }
 
 /// Any member order, whitespace, escapes: the generic scan.
@@ -200,21 +260,46 @@ fn after<'a, const N: usize>(text: &'a [u8], prefix: &[u8; N]) -> Option<&'a [u8
     (head == prefix).then_some(rest)
 }
 
-/// Frames outside the envelope: control replies and the shutdown notice (which Binance
-/// may send bare or wrapped; both are recognised).
+/// Frames not in the envelope's usual layout: the envelope with other whitespace or
+/// member order, control replies, and the bare shutdown notice. (A shutdown notice inside
+/// the envelope is recognised by the router, see [`Venue::is_shutdown_notice`].)
 #[cold]
 #[inline(never)]
 fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
-    if memmem::find(frame, wire::EVENT_SERVER_SHUTDOWN).is_some() {
-        return Ok(Frame::ServerShutdown);
+    let members = json::members(
+        frame,
+        [wire::STREAM_KEY, wire::DATA, wire::EVENT_TYPE, wire::RESULT],
+    );
+    match members {
+        Ok([Some(stream), Some(data), ..]) => {
+            // Stream names are plain ASCII: a quoted name without escapes.
+            let name = stream
+                .strip_prefix(b"\"")
+                .and_then(|s| s.strip_suffix(b"\""))
+                .filter(|s| !s.contains(&b'\\'))
+                .ok_or(FrameError::Malformed("\"stream\" is not a plain string"))?;
+            if data.first() != Some(&b'{') {
+                return Err(FrameError::Malformed("\"data\" is not an object"));
+            }
+            Ok(Frame::Data {
+                stream: name,
+                payload: offset_in(frame, data)..offset_in(frame, data) + data.len(),
+            })
+        }
+        Ok([_, _, Some(e), _]) if e == wire::EVENT_SERVER_SHUTDOWN => Ok(Frame::ServerShutdown),
+        Ok([_, _, _, Some(_)]) => Ok(Frame::ControlReply),
+        Ok(_) => Err(FrameError::Malformed("not a combined-stream envelope")),
+        Err(ScanError::Truncated) => Err(FrameError::Truncated),
+        Err(ScanError::Unexpected) if frame.starts_with(b"{") => {
+            Err(FrameError::Malformed("invalid JSON in the envelope"))
+        }
+        Err(ScanError::Unexpected) => Err(FrameError::Malformed("not a combined-stream envelope")),
     }
-    if frame.starts_with(wire::RESULT_PREFIX) {
-        return Ok(Frame::ControlReply);
-    }
-    if wire::ENVELOPE_PREFIX.starts_with(frame) {
-        return Err(FrameError::Truncated);
-    }
-    Err(FrameError::Malformed("not a combined-stream envelope"))
+}
+
+/// Where `part`, a sub-slice of `whole`, starts in it.
+fn offset_in(whole: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
 fn scan_error(e: ScanError) -> FrameError {
@@ -277,9 +362,18 @@ mod tests {
             (truncated, FrameError::Truncated),
             (&TRADE[..TRADE.len() - 1], FrameError::Truncated),
             (r#"{"stream":"#, FrameError::Truncated),
+            (r#"{"stream":"btcusdt@trade""#, FrameError::Truncated),
             (
-                r#"{"stream":"btcusdt@trade""#,
-                FrameError::Malformed("no \"data\" after \"stream\""),
+                r#"{"stream":"btcusdt@trade"}"#,
+                FrameError::Malformed("not a combined-stream envelope"),
+            ),
+            (
+                r#"{"stream":1,"data":{}}"#,
+                FrameError::Malformed("\"stream\" is not a plain string"),
+            ),
+            (
+                r#"{"stream":"x","data":{},}"#,
+                FrameError::Malformed("invalid JSON in the envelope"),
             ),
             (
                 r#"{"stream":"x","data":[1]}}"#,
@@ -332,14 +426,61 @@ mod tests {
     }
 
     #[test]
+    fn tc5_envelope_with_other_whitespace_or_member_order() {
+        let event = r#"{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"1"}"#;
+        for frame in [
+            format!(r#"{{"stream": "btcusdt@trade", "data": {event}}}"#),
+            format!(r#"{{"data":{event},"stream":"btcusdt@trade"}}"#),
+            format!("{{\n  \"stream\" : \"btcusdt@trade\",\n  \"data\" : {event}\n}}\n"),
+        ] {
+            let (stream, payload) = data(&frame);
+            assert_eq!(stream, b"btcusdt@trade", "{frame}");
+            assert_eq!(payload, event.as_bytes(), "{frame}");
+        }
+    }
+
+    #[test]
     fn tc3_control_frames() {
         assert_eq!(
             BinanceSpot::classify(br#"{"result":null,"id":1}"#),
             Ok(Frame::ControlReply)
         );
         assert_eq!(
+            BinanceSpot::classify(br#"{ "result" : null, "id" : 1 }"#),
+            Ok(Frame::ControlReply)
+        );
+        assert_eq!(
             BinanceSpot::classify(br#"{"e":"serverShutdown","E":1723161255343}"#),
             Ok(Frame::ServerShutdown)
+        );
+        assert!(BinanceSpot::is_shutdown_notice(
+            br#"{"e":"serverShutdown","E":1723161255343}"#
+        ));
+        assert!(!BinanceSpot::is_shutdown_notice(br#"{"e":"trade","E":1}"#));
+    }
+
+    #[test]
+    fn rest_trades_become_websocket_events() {
+        let body = br#"[{"id":3735683259,"price":"61837.63000000","qty":"0.02000000","quoteQty":"1236.7526","time":1723161255342,"isBuyerMaker":true,"isBestMatch":true}]"#;
+        let btc = Symbol::from_static("BTCUSDT");
+        let trades = BinanceSpot::parse_trades(&btc, body).unwrap();
+        assert_eq!(trades.len(), 1);
+        assert_eq!(trades[0].0, 3735683259);
+        assert_eq!(
+            &trades[0].1[..],
+            br#"{"e":"trade","E":1723161255342,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}"#
+        );
+        assert_eq!(
+            BinanceSpot::fields(Channel::Trade, &trades[0].1),
+            Ok(Fields {
+                ids: Ids::Trade { id: 3735683259 },
+                event_time_ms: 1723161255342
+            })
+        );
+        assert!(BinanceSpot::parse_trades(&btc, br#"{"code":-1121,"msg":"Invalid symbol."}"#).is_err());
+        assert_eq!(
+            BinanceSpot::trades_path(&btc, 5, 1000),
+            "/api/v3/historicalTrades?symbol=BTCUSDT&fromId=5&limit=1000"
         );
     }
 

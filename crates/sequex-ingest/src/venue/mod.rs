@@ -8,6 +8,7 @@ pub(crate) mod json;
 use std::ops::Range;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::ValueEnum;
 use sequex_subjects::{Channel, Symbol};
 
@@ -117,16 +118,32 @@ pub enum FrameError {
 }
 
 impl FrameError {
+    /// Every [`FrameError::reason`], in [`FrameError::index`] order.
+    pub const REASONS: [&'static str; 7] = [
+        "truncated",
+        "malformed",
+        "unknown_stream",
+        "unexpected_event",
+        "bad_field",
+        "binary",
+        "oversized",
+    ];
+
     /// The bounded `reason` label of `sequex_frame_errors_total`.
     pub fn reason(self) -> &'static str {
+        Self::REASONS[self.index()]
+    }
+
+    /// The position of [`FrameError::reason`] in [`FrameError::REASONS`].
+    pub fn index(self) -> usize {
         match self {
-            FrameError::Truncated => "truncated",
-            FrameError::Malformed(_) => "malformed",
-            FrameError::UnknownStream => "unknown_stream",
-            FrameError::UnexpectedEvent => "unexpected_event",
-            FrameError::BadField(_) => "bad_field",
-            FrameError::Binary => "binary",
-            FrameError::Oversized => "oversized",
+            FrameError::Truncated => 0,
+            FrameError::Malformed(_) => 1,
+            FrameError::UnknownStream => 2,
+            FrameError::UnexpectedEvent => 3,
+            FrameError::BadField(_) => 4,
+            FrameError::Binary => 5,
+            FrameError::Oversized => 6,
         }
     }
 }
@@ -158,10 +175,32 @@ pub trait Venue: Send + Sync + 'static {
     /// Reads the sequence ids and event time of a payload on `channel`.
     fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError>;
 
+    /// Whether an event that could not be routed is the venue's notice that it will close
+    /// the connection (some venues send it inside the data envelope).
+    fn is_shutdown_notice(_event: &[u8]) -> bool {
+        false
+    }
+
     /// The ids missing between the previous event's last id and `next`, if any: the
     /// continuity rule of the venue's streams.
     fn gap(prev_last: u64, next: Ids) -> Option<Range<u64>> {
         let expected = prev_last.checked_add(1)?;
         (next.first() > expected).then(|| expected..next.first())
     }
+}
+
+/// A venue whose REST API serves past trades by id: what trade backfill needs.
+pub trait RestTrades {
+    /// The production REST endpoint.
+    const REST_URL: &'static str;
+    /// The most trades one request returns.
+    const REST_TRADES_PER_PAGE: u64;
+
+    /// The path and query of the request for up to `limit` trades of `symbol`, from id
+    /// `from` on.
+    fn trades_path(symbol: &Symbol, from: u64, limit: u64) -> String;
+
+    /// The trades of an answer, in id order, each with the payload its websocket event
+    /// carries (same members, same order), so that consumers decode one format.
+    fn parse_trades(symbol: &Symbol, body: &[u8]) -> Result<Vec<(u64, Bytes)>, String>;
 }

@@ -1,0 +1,246 @@
+//! Sequence continuity of one venue stream: which events are repeats, which ids are
+//! missing, and when the venue started its ids again.
+//!
+//! The anchor is the last event handed to NATS, not the last one routed: an event that
+//! was routed but dropped before NATS (queue full, NATS down) leaves the anchor where it
+//! was, so the next published event's gap covers it.
+//!
+//! One frame's word is never enough to move the anchor far: an event whose ids jump
+//! backwards (with a newer event time, so it is not a repeat) or forwards by more than
+//! [`MAX_ID_JUMP`] is held as a suspect and not published. The next event decides: if it
+//! continues the anchor, the suspect was an outlier and is lost alone; if it continues the
+//! suspect, the venue really moved (a reset, or a very long gap) and the route re-anchors.
+
+use std::ops::Range;
+
+use crate::venue::Ids;
+
+/// The largest forward jump in ids taken on one event's word: about nine hours of the
+/// busiest Binance depth stream (BTCUSDT, ~530 update ids a second in the captures) and
+/// days of its trades. A longer real gap costs one more event, flagged like the rest.
+pub(crate) const MAX_ID_JUMP: u64 = 1 << 24;
+
+/// What the sequence says about an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Publish it. `gap`: the ids missing before it. `reset`: the last id of the sequence
+    /// it replaces, when the venue started its ids again.
+    Publish {
+        /// Ids missing before this event.
+        gap: Option<Range<u64>>,
+        /// The last id before the venue restarted its sequence.
+        reset: Option<u64>,
+    },
+    /// Already published (the overlap of two connections).
+    Duplicate,
+    /// Out of line with the sequence; held back until the next event says whether the
+    /// sequence moved or this one was an outlier.
+    Suspect,
+}
+
+/// The state of one stream.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sequence {
+    /// The last id and event time handed to NATS.
+    anchor: Option<(u64, u64)>,
+    /// An event out of line with the anchor: its ids and event time.
+    suspect: Option<(Ids, u64)>,
+}
+
+impl Sequence {
+    /// Judges an event; `gap` is the venue's continuity rule (previous last id, next ids).
+    #[inline(always)]
+    pub(crate) fn check(
+        &mut self,
+        ids: Ids,
+        time_ms: u64,
+        gap: impl Fn(u64, Ids) -> Option<Range<u64>>,
+    ) -> Verdict {
+        let Some((last, last_time)) = self.anchor else {
+            return Verdict::Publish {
+                gap: None,
+                reset: None,
+            };
+        };
+        if ids.last() > last && ids.first().saturating_sub(last) <= MAX_ID_JUMP {
+            return Verdict::Publish {
+                gap: gap(last, ids),
+                reset: None,
+            };
+        }
+        // Ids and event times only rise: an older id that is not newer in time is a repeat.
+        if ids.last() <= last && time_ms <= last_time {
+            return Verdict::Duplicate;
+        }
+        self.discontinuity(ids, time_ms, last)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn discontinuity(&mut self, ids: Ids, time_ms: u64, last: u64) -> Verdict {
+        match self.suspect {
+            Some((suspect, suspect_time))
+                if ids.first() > suspect.last()
+                    && ids.first() - suspect.last() <= MAX_ID_JUMP
+                    && time_ms >= suspect_time =>
+            {
+                // The suspect was the first event of where the venue really went; it was
+                // not published, so it is part of the gap.
+                if ids.last() < last {
+                    Verdict::Publish {
+                        gap: Some(suspect.first()..ids.first()),
+                        reset: Some(last),
+                    }
+                } else {
+                    Verdict::Publish {
+                        gap: Some(last + 1..ids.first()),
+                        reset: None,
+                    }
+                }
+            }
+            _ => {
+                self.suspect = Some((ids, time_ms));
+                Verdict::Suspect
+            }
+        }
+    }
+
+    /// The event was handed to NATS: it is the new anchor.
+    #[inline(always)]
+    pub(crate) fn commit(&mut self, last_id: u64, time_ms: u64) {
+        self.anchor = Some((last_id, time_ms));
+        self.suspect = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trade(id: u64) -> Ids {
+        Ids::Trade { id }
+    }
+
+    fn binance_gap(prev: u64, next: Ids) -> Option<Range<u64>> {
+        let expected = prev + 1;
+        (next.first() > expected).then(|| expected..next.first())
+    }
+
+    /// Feeds `(id, time)` trades, committing what is published; returns the verdicts.
+    fn run(seq: &mut Sequence, events: &[(u64, u64)]) -> Vec<Verdict> {
+        events
+            .iter()
+            .map(|&(id, time)| {
+                let verdict = seq.check(trade(id), time, binance_gap);
+                if matches!(verdict, Verdict::Publish { .. }) {
+                    seq.commit(id, time);
+                }
+                verdict
+            })
+            .collect()
+    }
+
+    const OK: Verdict = Verdict::Publish {
+        gap: None,
+        reset: None,
+    };
+
+    #[test]
+    fn continuous_gaps_and_repeats() {
+        let mut seq = Sequence::default();
+        let verdicts = run(&mut seq, &[(7, 1), (8, 1), (11, 2), (9, 1), (11, 2), (12, 2)]);
+        assert_eq!(
+            verdicts,
+            [
+                OK,
+                OK,
+                Verdict::Publish {
+                    gap: Some(9..11),
+                    reset: None
+                },
+                Verdict::Duplicate,
+                Verdict::Duplicate,
+                OK
+            ]
+        );
+    }
+
+    #[test]
+    fn an_uncommitted_event_stays_in_the_next_gap() {
+        let mut seq = Sequence::default();
+        run(&mut seq, &[(7, 1)]);
+        // 8 and 9 are routed but never committed (dropped before NATS).
+        assert_eq!(seq.check(trade(8), 1, binance_gap), OK);
+        let nine = seq.check(trade(9), 1, binance_gap);
+        assert_eq!(
+            nine,
+            Verdict::Publish {
+                gap: Some(8..9),
+                reset: None
+            }
+        );
+        assert_eq!(
+            run(&mut seq, &[(10, 2)]),
+            [Verdict::Publish {
+                gap: Some(8..10),
+                reset: None
+            }]
+        );
+    }
+
+    #[test]
+    fn one_absurd_id_costs_that_event_alone() {
+        let mut seq = Sequence::default();
+        let verdicts = run(&mut seq, &[(100, 1), (u64::MAX, 1), (101, 1), (102, 2)]);
+        assert_eq!(verdicts, [OK, Verdict::Suspect, OK, OK]);
+        // An absurd id backwards, in a newer millisecond, likewise.
+        let verdicts = run(&mut seq, &[(0, 3), (103, 3), (104, 4)]);
+        assert_eq!(verdicts, [Verdict::Suspect, OK, OK]);
+    }
+
+    #[test]
+    fn a_reset_is_confirmed_by_the_next_event_and_re_anchors() {
+        let mut seq = Sequence::default();
+        let verdicts = run(&mut seq, &[(5_000, 1), (5_001, 1), (1, 2), (2, 2), (3, 3)]);
+        assert_eq!(
+            verdicts,
+            [
+                OK,
+                OK,
+                Verdict::Suspect,
+                Verdict::Publish {
+                    gap: Some(1..2),
+                    reset: Some(5_001)
+                },
+                OK
+            ]
+        );
+        // Repeats of the new sequence are repeats.
+        assert_eq!(run(&mut seq, &[(2, 3)]), [Verdict::Duplicate]);
+    }
+
+    #[test]
+    fn a_very_long_real_gap_costs_one_more_event_flagged() {
+        let mut seq = Sequence::default();
+        let far = 10 + MAX_ID_JUMP * 3;
+        let verdicts = run(&mut seq, &[(10, 1), (far, 2), (far + 1, 2)]);
+        assert_eq!(
+            verdicts,
+            [
+                OK,
+                Verdict::Suspect,
+                Verdict::Publish {
+                    gap: Some(11..far + 1),
+                    reset: None
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn two_disagreeing_outliers_keep_the_anchor() {
+        let mut seq = Sequence::default();
+        let verdicts = run(&mut seq, &[(100, 1), (u64::MAX, 1), (1, 2), (101, 2)]);
+        assert_eq!(verdicts, [OK, Verdict::Suspect, Verdict::Suspect, OK]);
+    }
+}
