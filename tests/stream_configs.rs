@@ -407,7 +407,10 @@ fn config_files_agree_with_the_subject_grammar() {
             .collect();
         assert_eq!(config["subjects"], serde_json::json!(subjects), "{file}");
         assert!(
-            config["duplicate_window"].as_u64() <= config["max_age"].as_u64(),
+            config["duplicate_window"]
+                .as_u64()
+                .expect("duplicate_window is set")
+                <= config["max_age"].as_u64().expect("max_age is set"),
             "{file}"
         );
     }

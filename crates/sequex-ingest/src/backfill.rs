@@ -30,7 +30,7 @@ const SOURCE: HeaderName = HeaderName::from_static(header::SOURCE);
 const QUEUED_GAPS: usize = 256;
 /// One request's time limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Failed requests (not rate limits) tried again before a gap is given up.
+/// Requests that may fail (rate limits included) before a gap is given up.
 const RETRIES: u32 = 3;
 /// How long to wait after a 429 or 418 that names no `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -142,6 +142,7 @@ impl<V: Venue + RestTrades> Task<V> {
         let prefix = header::message_id_prefix(V::ID, Channel::Trade, symbol);
         let mut next = missing.start;
         let mut failures = 0;
+        let (mut dropped, mut last_drop) = (0u64, None);
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
         while next < end {
             let limit = (end - next).min(V::REST_TRADES_PER_PAGE);
@@ -163,8 +164,8 @@ impl<V: Venue + RestTrades> Task<V> {
                         match self.publisher.try_publish(message) {
                             Ok(()) => self.trades.increment(1),
                             Err(reason) => {
-                                self.failures.increment(1);
-                                tracing::warn!(%symbol, id, reason = reason.as_str(), "backfilled trade dropped before NATS");
+                                dropped += 1;
+                                last_drop = Some(reason);
                             }
                         }
                         next = id + 1;
@@ -178,6 +179,7 @@ impl<V: Venue + RestTrades> Task<V> {
                 }
                 Err(error) => error,
             };
+            failures += 1;
             let wait = match &error {
                 FetchError::RateLimited { retry_after, .. } if *retry_after <= MAX_RETRY_AFTER => {
                     *retry_after
@@ -186,10 +188,7 @@ impl<V: Venue + RestTrades> Task<V> {
                     failures = RETRIES;
                     Duration::ZERO
                 }
-                _ => {
-                    failures += 1;
-                    backoff.next_delay()
-                }
+                _ => backoff.next_delay(),
             };
             if failures >= RETRIES {
                 self.failures.increment(1);
@@ -200,7 +199,11 @@ impl<V: Venue + RestTrades> Task<V> {
             tracing::warn!(%symbol, %error, retry_in = ?wait, "trade backfill request failed; retrying");
             tokio::time::sleep(wait).await;
         }
-        if next >= end {
+        if let Some(reason) = last_drop {
+            self.failures.increment(1);
+            tracing::warn!(%symbol, dropped, reason = reason.as_str(),
+                "backfilled trades dropped before NATS (NATS slow or down); their gap stays flagged");
+        } else if next >= end {
             tracing::info!(%symbol, first = missing.start, last = end - 1, "trade gap filled from REST");
         }
     }

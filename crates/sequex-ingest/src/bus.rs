@@ -225,11 +225,7 @@ pub async fn check_trade_stream(
 
 /// A stream's info, in one request: `StreamMissing`, `NoJetStream` and `Unavailable` say
 /// why not.
-async fn stream_info(
-    js: &jetstream::Context,
-    stream: Stream,
-    url: &str,
-) -> Result<Info, BusError> {
+async fn stream_info(js: &jetstream::Context, stream: Stream, url: &str) -> Result<Info, BusError> {
     let error = match js.get_stream(stream.name()).await {
         // `get_stream` has just fetched the info: no second request.
         Ok(found) => return Ok(found.cached_info().clone()),

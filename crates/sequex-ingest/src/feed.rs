@@ -9,18 +9,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use sequex_subjects::Channel;
 use futures::StreamExt;
+use sequex_subjects::Channel;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::Health;
-use crate::bus::{Backoff, Publisher};
 use crate::backfill::Backfill;
+use crate::bus::{Backoff, Publisher};
 use crate::route::{Commit, Routed, RoutedMessage, Router};
 use crate::telemetry::{FeedTelemetry, ReconnectReason, unix_nanos};
 use crate::venue::{FrameError, Venue};

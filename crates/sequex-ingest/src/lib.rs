@@ -170,7 +170,10 @@ async fn ingest(
     shutdown.cancelled().await;
     tracing::info!("shutting down: closing websockets, then flushing NATS");
     feeds.wait().await;
-    if Publisher::new(client, usize::MAX).flush(FLUSH_TIMEOUT).await {
+    if Publisher::new(client, usize::MAX)
+        .flush(FLUSH_TIMEOUT)
+        .await
+    {
         tracing::info!("flushed; bye");
     } else {
         tracing::error!(
@@ -198,7 +201,10 @@ fn start_feeds<V: Venue + RestTrades>(
     let backfill = (cli.backfill_max_trades > 0 && cli.channels.contains(&Channel::Trade))
         .then(|| {
             let config = backfill::Config {
-                base_url: cli.rest_url.clone().unwrap_or_else(|| V::REST_URL.to_string()),
+                base_url: cli
+                    .rest_url
+                    .clone()
+                    .unwrap_or_else(|| V::REST_URL.to_string()),
                 max_trades: cli.backfill_max_trades,
             };
             let publisher = Publisher::new(client.clone(), queue_bytes);

@@ -354,7 +354,10 @@ mod tests {
             header_of(&m, header::MSG_ID).as_deref(),
             Some("binance-spot:trade:BTCUSDT:7")
         );
-        assert_eq!(header_of(&m, header::RECEIVE_TIME_NS).as_deref(), Some("42"));
+        assert_eq!(
+            header_of(&m, header::RECEIVE_TIME_NS).as_deref(),
+            Some("42")
+        );
         assert_eq!(header_of(&m, header::GAP), None);
         assert_eq!(header_of(&m, header::RESET), None);
     }

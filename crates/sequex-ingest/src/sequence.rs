@@ -68,8 +68,9 @@ impl Sequence {
                 reset: None,
             };
         }
-        // Ids and event times only rise: an older id that is not newer in time is a repeat.
-        if ids.last() <= last && time_ms <= last_time {
+        // Ids and event times only rise: an older id, not newer in time and not absurdly far
+        // back, is a repeat.
+        if ids.last() <= last && time_ms <= last_time && last - ids.last() <= MAX_ID_JUMP {
             return Verdict::Duplicate;
         }
         self.discontinuity(ids, time_ms, last)
@@ -148,7 +149,10 @@ mod tests {
     #[test]
     fn continuous_gaps_and_repeats() {
         let mut seq = Sequence::default();
-        let verdicts = run(&mut seq, &[(7, 1), (8, 1), (11, 2), (9, 1), (11, 2), (12, 2)]);
+        let verdicts = run(
+            &mut seq,
+            &[(7, 1), (8, 1), (11, 2), (9, 1), (11, 2), (12, 2)],
+        );
         assert_eq!(
             verdicts,
             [
@@ -191,11 +195,12 @@ mod tests {
     #[test]
     fn one_absurd_id_costs_that_event_alone() {
         let mut seq = Sequence::default();
-        let verdicts = run(&mut seq, &[(100, 1), (u64::MAX, 1), (101, 1), (102, 2)]);
+        let n = 3_735_683_259;
+        let verdicts = run(&mut seq, &[(n, 1), (u64::MAX, 1), (n + 1, 1), (n + 2, 2)]);
         assert_eq!(verdicts, [OK, Verdict::Suspect, OK, OK]);
-        // An absurd id backwards, in a newer millisecond, likewise.
-        let verdicts = run(&mut seq, &[(0, 3), (103, 3), (104, 4)]);
-        assert_eq!(verdicts, [Verdict::Suspect, OK, OK]);
+        // An absurd id backwards, in a newer millisecond or the same one, likewise.
+        let verdicts = run(&mut seq, &[(0, 3), (n + 3, 3), (0, 3), (n + 4, 4)]);
+        assert_eq!(verdicts, [Verdict::Suspect, OK, Verdict::Suspect, OK]);
     }
 
     #[test]

@@ -6,75 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, bus, collect, eventually, start_daemon, stream_count};
+use common::{
+    all_arrive, btcusdt, bus, collect, daemon_args, eventually, received, replay, start_daemon,
+    stream_count,
+};
 use sequex_subjects::header;
 use sequex_testkit::capture::{self, CapturedFrame};
 use sequex_testkit::{FakeBinance, NatsServer, Script};
 use tokio_tungstenite::tungstenite::Message;
-
-/// The capture's trade and depth frames for BTCUSDT, in order, and what each must become.
-fn btcusdt(limit: usize) -> (Vec<CapturedFrame>, Vec<(String, String)>) {
-    let frames: Vec<CapturedFrame> = capture::load(capture::SPOT_BTCUSDT)
-        .expect("load capture")
-        .into_iter()
-        .filter(|f| matches!(f.stream(), Some("btcusdt@trade" | "btcusdt@depth@100ms")))
-        .take(limit)
-        .collect();
-    let expected = frames
-        .iter()
-        .map(|f| {
-            let channel = if f.stream() == Some("btcusdt@trade") {
-                "trade"
-            } else {
-                "depth"
-            };
-            (
-                format!("TRADE.{channel}.BTCUSDT"),
-                f.data().unwrap().to_string(),
-            )
-        })
-        .collect();
-    (frames, expected)
-}
-
-fn daemon_args<'a>(fake: &'a str, nats: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--symbols", "btcusdt", "--ws-url", fake, "--nats-url", nats];
-    args.extend_from_slice(extra);
-    args
-}
-
-/// Starts a fake Binance playing `script` and the daemon reading BTCUSDT from it (plus
-/// `extra` flags) into `server`.
-async fn replay(server: &NatsServer, script: Script, extra: &[&str]) -> (FakeBinance, Daemon) {
-    let fake = FakeBinance::start(script)
-        .await
-        .expect("start the fake Binance");
-    let daemon = start_daemon(&daemon_args(&fake.url(), &server.url(), extra));
-    (fake, daemon)
-}
-
-/// Waits until `seen` holds `n` messages.
-async fn all_arrive(seen: &std::sync::Mutex<Vec<async_nats::Message>>, n: usize, secs: u64) {
-    eventually(
-        Duration::from_secs(secs),
-        &format!("{n} messages published"),
-        || async { seen.lock().unwrap().len() >= n },
-    )
-    .await;
-}
-
-fn received(seen: &std::sync::Mutex<Vec<async_nats::Message>>) -> Vec<(String, String)> {
-    seen.lock()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m.subject.to_string(),
-                String::from_utf8(m.payload.to_vec()).unwrap(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn every_frame_lands_once_byte_identical_then_in_record_and_sigterm_exits_cleanly() {
@@ -335,16 +274,24 @@ async fn wait_for_streams_waits_until_the_stream_appears() {
 
 #[tokio::test]
 async fn an_invalid_symbol_exits_before_connecting() {
-    let daemon = start_daemon(&[
-        "--symbols",
-        "BTCUSDT,BTC.USDT",
-        "--nats-url",
-        "nats://127.0.0.1:9",
-    ]);
+    // A listener in place of NATS: nothing may connect to it.
+    let nats = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    nats.set_nonblocking(true).unwrap();
+    let url = format!("nats://{}", nats.local_addr().unwrap());
+    let daemon = start_daemon(&["--symbols", "BTCUSDT,BTC.USDT", "--nats-url", &url]);
     let (status, logs) = daemon.exit(Duration::from_secs(10)).await;
-    assert_eq!(status.code(), Some(2));
-    assert!(logs.contains("invalid symbol \"BTC.USDT\""), "{logs}");
-    assert!(!logs.contains("NATS"), "nothing connected: {logs}");
+    assert_eq!(status.code(), Some(2), "{logs}");
+    assert!(
+        logs.contains(
+            "invalid symbol \"BTC.USDT\": '.' at byte 3 is not allowed (use A-Z, 0-9, '_' or '-')"
+        ),
+        "names the symbol, the character and what is allowed: {logs}"
+    );
+    assert!(
+        nats.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing connected"
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,14 @@ impl CapturedFrame {
         Some(&rest[..rest.find('"')?])
     }
 
+    /// The stream name whatever the envelope's layout (member order, whitespace).
+    pub fn any_stream(&self) -> Option<String> {
+        self.stream().map(str::to_string).or_else(|| {
+            let envelope: serde_json::Value = serde_json::from_str(&self.text).ok()?;
+            Some(envelope.get("stream")?.as_str()?.to_string())
+        })
+    }
+
     /// The `data` object, byte for byte: what the daemon publishes.
     pub fn data(&self) -> Option<&str> {
         let start = self.text.find(r#","data":"#)? + 8;

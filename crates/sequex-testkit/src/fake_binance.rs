@@ -44,6 +44,8 @@ pub struct Script {
     pub skip_on_reconnect: usize,
     /// How the REST endpoint answers.
     pub rest: Rest,
+    /// Wait this long after a connection opens before the first frame.
+    pub start_delay: Option<Duration>,
 }
 
 /// How the fake REST endpoint answers `GET /api/v3/historicalTrades`.
@@ -119,7 +121,11 @@ impl FakeBinance {
 
     /// The request targets of every REST request, in order.
     pub fn rest_requests(&self) -> Vec<String> {
-        self.state.rest_requests.lock().expect("not poisoned").clone()
+        self.state
+            .rest_requests
+            .lock()
+            .expect("not poisoned")
+            .clone()
     }
 
     /// The base URL to pass as `--ws-url`.
@@ -195,8 +201,14 @@ fn historical_trades(frames: &[CapturedFrame], target: &str) -> String {
         .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
         .unwrap_or_default();
     let symbol = query.get("symbol").copied().unwrap_or_default();
-    let from: u64 = query.get("fromId").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let limit: usize = query.get("limit").and_then(|v| v.parse().ok()).unwrap_or(500);
+    let from: u64 = query
+        .get("fromId")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let trades: Vec<serde_json::Value> = frames
         .iter()
         .filter_map(|f| serde_json::from_str::<serde_json::Value>(f.data()?).ok())
@@ -240,7 +252,7 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
     let frames: Vec<&CapturedFrame> = script
         .frames
         .iter()
-        .filter(|f| f.stream().is_some_and(|s| streams.iter().any(|w| w == s)))
+        .filter(|f| f.any_stream().is_some_and(|s| streams.contains(&s)))
         .collect();
 
     let (mut tx, mut rx) = ws.split();
@@ -290,6 +302,9 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
         *reached = (*reached).max(next);
     }
     let mut sent_here = 0usize;
+    if let Some(delay) = script.start_delay {
+        tokio::time::sleep(delay).await;
+    }
     loop {
         if connection == 0 && script.drop_after.is_some_and(|n| sent_here >= n) {
             // Drop without a close frame, as a network failure would.

@@ -61,6 +61,43 @@ impl NatsServer {
         Ok(())
     }
 
+    /// Everything the server logged, over every start.
+    pub fn log(&self) -> String {
+        (0..)
+            .map(|i| self.store.path().join(format!("server-{i}.log")))
+            .take_while(|p| p.exists())
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    /// Freezes the server (SIGSTOP), as a stalled host would: connections stay open,
+    /// nothing is read or answered until [`NatsServer::resume`].
+    pub async fn pause(&self) -> Result<(), Error> {
+        self.signal("-STOP").await
+    }
+
+    /// Lets a [`NatsServer::pause`]d server run again (SIGCONT).
+    pub async fn resume(&self) -> Result<(), Error> {
+        self.signal("-CONT").await
+    }
+
+    async fn signal(&self, signal: &str) -> Result<(), Error> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| Error::Setup("nats-server is not running".into()))?;
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Setup(format!(
+                "kill {signal} {pid} failed: {status}"
+            )))
+        }
+    }
+
     /// Starts the server again on the same port with the same store.
     pub async fn restart(&mut self) -> Result<(), Error> {
         self.kill().await?;

@@ -129,8 +129,7 @@ impl RestTrades for BinanceSpot {
             is_buyer_maker: bool,
             is_best_match: bool,
         }
-        let trades: Vec<RestTrade<'_>> =
-            serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let trades: Vec<RestTrade<'_>> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
         Ok(trades
             .into_iter()
             .map(|t| {
@@ -162,8 +161,7 @@ fn envelope_in_usual_layout(frame: &[u8]) -> Option<Frame<'_>> {
     let start = frame.len() - data.len();
     // The envelope closes right after the event object: `...}}`.
     let end = frame.trim_ascii_end().len();
-    if end < start + 3 || frame[end - 1] != b'}' || frame[end - 2] != b'}' || frame[start] != b'{'
-    {
+    if end < start + 3 || frame[end - 1] != b'}' || frame[end - 2] != b'}' || frame[start] != b'{' {
         return None;
     }
     Some(Frame::Data {
@@ -477,7 +475,9 @@ mod tests {
                 event_time_ms: 1723161255342
             })
         );
-        assert!(BinanceSpot::parse_trades(&btc, br#"{"code":-1121,"msg":"Invalid symbol."}"#).is_err());
+        assert!(
+            BinanceSpot::parse_trades(&btc, br#"{"code":-1121,"msg":"Invalid symbol."}"#).is_err()
+        );
         assert_eq!(
             BinanceSpot::trades_path(&btc, 5, 1000),
             "/api/v3/historicalTrades?symbol=BTCUSDT&fromId=5&limit=1000"

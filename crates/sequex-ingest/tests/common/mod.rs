@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 pub use sequex_testkit::Daemon;
-use sequex_testkit::{NatsServer, provision};
+use sequex_testkit::capture::{self, CapturedFrame};
+use sequex_testkit::{FakeBinance, NatsServer, Script, provision};
 
 /// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
@@ -63,4 +64,71 @@ pub async fn stream_count(client: &async_nats::Client, stream: &str) -> u64 {
         .ok()
         .and_then(|i| i["state"]["messages"].as_u64())
         .unwrap_or(0)
+}
+
+/// The capture's trade and depth frames for BTCUSDT, in order, and what each must become.
+pub fn btcusdt(limit: usize) -> (Vec<CapturedFrame>, Vec<(String, String)>) {
+    let frames: Vec<CapturedFrame> = capture::load(capture::SPOT_BTCUSDT)
+        .expect("load capture")
+        .into_iter()
+        .filter(|f| matches!(f.stream(), Some("btcusdt@trade" | "btcusdt@depth@100ms")))
+        .take(limit)
+        .collect();
+    let expected = frames
+        .iter()
+        .map(|f| {
+            let channel = if f.stream() == Some("btcusdt@trade") {
+                "trade"
+            } else {
+                "depth"
+            };
+            (
+                format!("TRADE.{channel}.BTCUSDT"),
+                f.data().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (frames, expected)
+}
+
+pub fn daemon_args<'a>(fake: &'a str, nats: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--symbols", "btcusdt", "--ws-url", fake, "--nats-url", nats];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Starts a fake Binance playing `script` and the daemon reading BTCUSDT from it (its
+/// REST API too, so that no test reaches the real one; plus `extra` flags) into `server`.
+pub async fn replay(server: &NatsServer, script: Script, extra: &[&str]) -> (FakeBinance, Daemon) {
+    let fake = FakeBinance::start(script)
+        .await
+        .expect("start the fake Binance");
+    let (ws, nats, rest) = (fake.url(), server.url(), fake.rest_url());
+    let mut args = daemon_args(&ws, &nats, &["--rest-url", &rest]);
+    args.extend_from_slice(extra);
+    let daemon = start_daemon(&args);
+    (fake, daemon)
+}
+
+/// Waits until `seen` holds `n` messages.
+pub async fn all_arrive(seen: &std::sync::Mutex<Vec<async_nats::Message>>, n: usize, secs: u64) {
+    eventually(
+        Duration::from_secs(secs),
+        &format!("{n} messages published"),
+        || async { seen.lock().unwrap().len() >= n },
+    )
+    .await;
+}
+
+pub fn received(seen: &std::sync::Mutex<Vec<async_nats::Message>>) -> Vec<(String, String)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m.subject.to_string(),
+                String::from_utf8(m.payload.to_vec()).unwrap(),
+            )
+        })
+        .collect()
 }
