@@ -4,9 +4,9 @@
 //!   valgrind --tool=callgrind target/release/examples/route_instructions none|plain|headers
 //! (Ir(plain) - Ir(none)) / frames is the cost per frame.
 
-use sequex_ingest::route::{Router, StreamSpec};
-use sequex_ingest::venue::DepthSpeed;
-use sequex_ingest::venue::binance::BinanceSpot;
+use sequex_ingest::bench::BinanceSpot;
+use sequex_ingest::bench::DepthSpeed;
+use sequex_ingest::bench::{Routed, Router, StreamSpec};
 use sequex_subjects::{Channel, Symbol};
 
 fn main() {
@@ -18,7 +18,7 @@ fn main() {
         return;
     }
     if mode == "classify" {
-        use sequex_ingest::venue::{Frame, Venue};
+        use sequex_ingest::bench::{Frame, Venue};
         let mut n = 0u64;
         for frame in &frames {
             if let Ok(Frame::Data { payload, .. }) = BinanceSpot::classify(frame) {
@@ -29,7 +29,7 @@ fn main() {
         return;
     }
     if mode == "fields" {
-        use sequex_ingest::venue::{Frame, Venue};
+        use sequex_ingest::bench::{Frame, Venue};
         let mut n = 0u64;
         for frame in &frames {
             if let Ok(Frame::Data { stream, payload }) = BinanceSpot::classify(frame) {
@@ -56,7 +56,11 @@ fn main() {
     let mut router = Router::<BinanceSpot>::new(&specs, DepthSpeed::Ms100, headers);
     let mut routed = 0usize;
     for frame in &frames {
-        routed += usize::from(router.route(frame, 1_723_161_255_000_000_000).is_ok());
+        // Committed, as the feed does once NATS took the message.
+        if let Ok(Routed::Message(m)) = router.route(frame, 1_723_161_255_000_000_000) {
+            router.commit(m.commit);
+            routed += 1;
+        }
     }
     println!("{} frames routed (headers: {headers})", routed);
 }

@@ -39,14 +39,14 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// Where the feeds send trade gaps. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Backfill {
+pub(crate) struct Backfill {
     requests: mpsc::Sender<(Symbol, Range<u64>)>,
     failures: Counter,
 }
 
 impl Backfill {
     /// Asks for the trades `missing` of `symbol`; never waits.
-    pub fn request(&self, symbol: Symbol, missing: Range<u64>) {
+    pub(crate) fn request(&self, symbol: Symbol, missing: Range<u64>) {
         if let Err(error) = self.requests.try_send((symbol, missing)) {
             self.failures.increment(1);
             tracing::warn!(%error, "trade backfill queue full; the gap stays flagged");
@@ -56,15 +56,15 @@ impl Backfill {
 
 /// What the backfill task needs.
 #[derive(Debug)]
-pub struct Config {
+pub(crate) struct Config {
     /// The REST API's base URL (`https://api.binance.com`).
-    pub base_url: String,
+    pub(crate) base_url: String,
     /// At most this many trades per gap.
-    pub max_trades: u64,
+    pub(crate) max_trades: u64,
 }
 
 /// Starts the task on the current runtime; it stops with `shutdown`.
-pub fn start<V: Venue + RestTrades>(
+pub(crate) fn start<V: Venue + RestTrades>(
     config: Config,
     publisher: Publisher,
     shutdown: CancellationToken,

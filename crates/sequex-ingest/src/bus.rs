@@ -143,7 +143,7 @@ async fn options(cli: &Cli, health: Arc<Health>) -> Result<ConnectOptions, BusEr
 
 /// Connects, retrying with backoff while the server is unreachable. `None` if shutdown
 /// came first.
-pub async fn connect(
+pub(crate) async fn connect(
     cli: &Cli,
     health: Arc<Health>,
     shutdown: &CancellationToken,
@@ -185,7 +185,7 @@ pub async fn connect(
 /// once, unless `wait` gives it time to appear; JetStream not answering is retried until
 /// the `wait` deadline (for ever without one: the server may be starting). `None` if
 /// shutdown came first.
-pub async fn check_trade_stream(
+pub(crate) async fn check_trade_stream(
     js: &jetstream::Context,
     url: &str,
     wait: Option<Duration>,
@@ -277,7 +277,7 @@ fn covers_our_subjects(info: &Info, url: &str) -> Result<(), BusError> {
 /// Watches TRADE and RECORD every `interval` until shutdown: readiness follows TRADE's
 /// presence; RECORD's absence or sourcing lag is logged and exported. A check that gets
 /// no answer says nothing about the stream: the last known state stands.
-pub async fn watch_streams(
+pub(crate) async fn watch_streams(
     js: jetstream::Context,
     url: String,
     health: Arc<Health>,
@@ -328,7 +328,7 @@ pub async fn watch_streams(
 static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Bytes queued for NATS right now.
-pub fn queued_bytes() -> usize {
+pub(crate) fn queued_bytes() -> usize {
     QUEUED_BYTES.load(Ordering::Relaxed)
 }
 
@@ -352,7 +352,7 @@ impl Drop for Queued {
 /// queue (`--publish-queue` messages) and a byte budget (`--publish-queue-bytes`) are the
 /// buffer; past either, the new message is dropped.
 #[derive(Debug)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     client: async_nats::Client,
     max_queued_bytes: usize,
 }
@@ -360,7 +360,7 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher on its own clone of `client` (each clone has its own queue slot state),
     /// dropping what would take the bytes queued past `max_queued_bytes`.
-    pub fn new(client: async_nats::Client, max_queued_bytes: usize) -> Self {
+    pub(crate) fn new(client: async_nats::Client, max_queued_bytes: usize) -> Self {
         Publisher {
             client,
             max_queued_bytes,
@@ -368,7 +368,7 @@ impl Publisher {
     }
 
     /// Queues `message` if there is room now; never waits.
-    pub fn try_publish(&mut self, mut message: OutboundMessage) -> Result<(), DropReason> {
+    pub(crate) fn try_publish(&mut self, mut message: OutboundMessage) -> Result<(), DropReason> {
         let len = message.payload.len();
         // One thread publishes: the check and the add below cannot race each other.
         if QUEUED_BYTES.load(Ordering::Relaxed) + len > self.max_queued_bytes {
@@ -402,7 +402,7 @@ impl Publisher {
     }
 
     /// Waits until everything queued so far is written to the server, or `timeout`.
-    pub async fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) async fn flush(&self, timeout: Duration) -> bool {
         matches!(
             tokio::time::timeout(timeout, self.client.flush()).await,
             Ok(Ok(()))
@@ -412,7 +412,7 @@ impl Publisher {
 
 /// Exponential backoff with full jitter.
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
     current: Duration,
@@ -420,7 +420,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Starts at `base`, doubles up to `max`.
-    pub fn new(base: Duration, max: Duration) -> Self {
+    pub(crate) fn new(base: Duration, max: Duration) -> Self {
         Backoff {
             base,
             max,
@@ -429,7 +429,7 @@ impl Backoff {
     }
 
     /// The next delay: uniformly random in [current/2, current], then doubles.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let ceiling = self.current;
         self.current = (self.current * 2).min(self.max);
         let half = ceiling / 2;
@@ -437,7 +437,7 @@ impl Backoff {
     }
 
     /// Back to `base`, after a success.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.current = self.base;
     }
 }

@@ -10,7 +10,7 @@ use sequex_subjects::{Channel, Symbol};
 use crate::venue::{DepthSpeed, VenueId};
 
 /// The NATS URL when neither `--nats-url` nor `NATS_URL` is set.
-pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+pub(crate) const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Streams Binance trades and depth updates into NATS JetStream: every event of the
 /// requested symbols is published, fire-and-forget, to `TRADE.trade.<SYMBOL>` or
@@ -188,7 +188,7 @@ fn parse_channel(s: &str) -> Result<Channel, String> {
 }
 
 /// `500ms`, `30s`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);

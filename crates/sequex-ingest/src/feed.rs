@@ -44,25 +44,59 @@ const WS_LIMIT_FACTOR: usize = 2;
 
 /// Everything one feed needs.
 #[derive(Debug)]
-pub struct Feed<V> {
+pub(crate) struct Feed<V> {
     /// The connect URL (streams included).
-    pub url: String,
+    pub(crate) url: String,
     /// Its routes.
-    pub router: Router<V>,
+    pub(crate) router: Router<V>,
     /// Its publisher.
-    pub publisher: Publisher,
+    pub(crate) publisher: Publisher,
     /// Its metrics.
-    pub telemetry: FeedTelemetry,
+    pub(crate) telemetry: FeedTelemetry,
     /// Shared readiness.
-    pub health: Arc<Health>,
+    pub(crate) health: Arc<Health>,
     /// The venue's connection-rate limit, shared by every feed.
-    pub limiter: Arc<ConnectLimiter>,
+    pub(crate) limiter: Arc<ConnectLimiter>,
     /// Reconnect after this long without any frame.
-    pub stale_after: Duration,
+    pub(crate) stale_after: Duration,
     /// Skip frames larger than this.
-    pub max_frame_bytes: usize,
+    pub(crate) max_frame_bytes: usize,
     /// Where trade gaps go to be filled from the venue's REST API, if anywhere.
-    pub backfill: Option<Backfill>,
+    pub(crate) backfill: Option<Backfill>,
+}
+
+/// Why a connection could not be made or went down.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FeedError {
+    /// The websocket handshake (or the TCP or TLS under it) failed.
+    #[error("connecting failed: {0}")]
+    Connect(tungstenite::Error),
+    /// The handshake took too long.
+    #[error("connecting timed out after {CONNECT_TIMEOUT:?}")]
+    ConnectTimeout,
+    /// Reading failed (including a frame the websocket layer refused as too large).
+    #[error("{0}")]
+    Socket(tungstenite::Error),
+    /// The venue closed the connection.
+    #[error("closed by the venue ({0:?})")]
+    Closed(Option<tungstenite::protocol::CloseFrame>),
+    /// The connection ended without a close frame.
+    #[error("the connection ended without a close frame")]
+    Ended,
+    /// Nothing arrived for `--stale-after`.
+    #[error("nothing received for {0:?}")]
+    Stale(Duration),
+}
+
+impl FeedError {
+    fn reason(&self) -> ReconnectReason {
+        match self {
+            FeedError::Connect(_) | FeedError::ConnectTimeout => ReconnectReason::ConnectFailed,
+            FeedError::Socket(_) => ReconnectReason::Error,
+            FeedError::Closed(_) | FeedError::Ended => ReconnectReason::Closed,
+            FeedError::Stale(_) => ReconnectReason::Stale,
+        }
+    }
 }
 
 /// How a connection ended.
@@ -70,14 +104,14 @@ enum Ended {
     /// Shutdown was requested.
     Shutdown,
     /// The connection failed; reconnect after a backoff.
-    Failed(ReconnectReason, String),
+    Failed(FeedError),
     /// A planned reconnect: the replacement is already connected.
     Replaced(ReconnectReason, Box<Socket>),
 }
 
 impl<V: Venue> Feed<V> {
     /// Runs until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         let mut next: Option<Socket> = None;
         loop {
@@ -90,12 +124,8 @@ impl<V: Venue> Feed<V> {
                     };
                     match connected {
                         Ok(socket) => socket,
-                        Err(detail) => {
-                            self.telemetry.disconnected(
-                                ReconnectReason::ConnectFailed,
-                                &detail,
-                                false,
-                            );
+                        Err(error) => {
+                            self.telemetry.disconnected(error.reason(), &error, false);
                             if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
                                 return;
                             }
@@ -112,12 +142,12 @@ impl<V: Venue> Feed<V> {
             match ended {
                 Ended::Shutdown => return,
                 Ended::Replaced(reason, socket) => {
-                    self.telemetry.disconnected(reason, "", true);
+                    self.telemetry.disconnected(reason, &"replaced", true);
                     backoff.reset();
                     next = Some(*socket);
                 }
-                Ended::Failed(reason, detail) => {
-                    self.telemetry.disconnected(reason, &detail, true);
+                Ended::Failed(error) => {
+                    self.telemetry.disconnected(error.reason(), &error, true);
                     if since.elapsed() > HEALTHY_AFTER {
                         backoff.reset();
                     }
@@ -131,7 +161,7 @@ impl<V: Venue> Feed<V> {
 
     /// One connection attempt, within the venue's connection-rate limit. Owns what it
     /// needs, so that a replacement can connect while this feed reads.
-    fn connect(&self) -> impl Future<Output = Result<Socket, String>> + use<V> {
+    fn connect(&self) -> impl Future<Output = Result<Socket, FeedError>> + use<V> {
         let (url, limiter) = (self.url.clone(), self.limiter.clone());
         let ws_limit = self.max_frame_bytes.saturating_mul(WS_LIMIT_FACTOR);
         async move {
@@ -143,8 +173,8 @@ impl<V: Venue> Feed<V> {
                 tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
             match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok((socket, _))) => Ok(socket),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("timed out after {CONNECT_TIMEOUT:?}")),
+                Ok(Err(e)) => Err(FeedError::Connect(e)),
+                Err(_) => Err(FeedError::ConnectTimeout),
             }
         }
     }
@@ -191,18 +221,18 @@ impl<V: Venue> Feed<V> {
                         }
                         // tungstenite queues the pong itself and sends it with the next read.
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                        Some(Ok(Message::Close(frame))) => (ReconnectReason::Closed, format!("{frame:?}")),
+                        Some(Ok(Message::Close(frame))) => FeedError::Closed(frame),
                         Some(Err(e)) => {
                             if matches!(e, tungstenite::Error::Capacity(_)) {
                                 self.telemetry.frame_error(FrameError::Oversized, b"");
                             }
-                            (ReconnectReason::Error, e.to_string())
+                            FeedError::Socket(e)
                         }
-                        None => (ReconnectReason::Closed, "stream ended".into()),
+                        None => FeedError::Ended,
                     };
                     match (replaced.take(), planned) {
                         (Some((next, _)), Some(reason)) => break Ended::Replaced(reason, Box::new(next)),
-                        _ => break Ended::Failed(failure.0, failure.1),
+                        _ => break Ended::Failed(failure),
                     }
                 }
                 Some(result) = &mut replacement => {
@@ -211,7 +241,7 @@ impl<V: Venue> Feed<V> {
                     match result {
                         Ok(next) => replaced = Some((next, Instant::now())),
                         // Keep reading this one; the venue's close will be an ordinary reconnect.
-                        Err(detail) => tracing::warn!(detail, "replacement connection failed"),
+                        Err(error) => tracing::warn!(%error, "replacement connection failed"),
                     }
                 }
                 () = handover_done(&replaced) => {
@@ -220,7 +250,7 @@ impl<V: Venue> Feed<V> {
                 }
                 _ = stale_check.tick() => {
                     if last_frame.elapsed() > self.stale_after {
-                        break Ended::Failed(ReconnectReason::Stale, format!("nothing for {:?}", self.stale_after));
+                        break Ended::Failed(FeedError::Stale(self.stale_after));
                     }
                 }
                 () = &mut lifetime, if planned.is_none() => {
@@ -336,7 +366,7 @@ async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> boo
 
 /// At most `max` connection attempts per `window`, across every feed of a venue.
 #[derive(Debug)]
-pub struct ConnectLimiter {
+pub(crate) struct ConnectLimiter {
     max: usize,
     window: Duration,
     attempts: Mutex<VecDeque<Instant>>,
@@ -344,7 +374,7 @@ pub struct ConnectLimiter {
 
 impl ConnectLimiter {
     /// A limiter for `max` attempts per `window`.
-    pub fn new(max: usize, window: Duration) -> Self {
+    pub(crate) fn new(max: usize, window: Duration) -> Self {
         ConnectLimiter {
             max,
             window,
@@ -353,7 +383,7 @@ impl ConnectLimiter {
     }
 
     /// Waits for a slot and takes it.
-    pub async fn acquire(&self) {
+    pub(crate) async fn acquire(&self) {
         loop {
             let wait = {
                 // Never held across an await; poisoning would need a panic in this block.

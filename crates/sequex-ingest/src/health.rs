@@ -8,7 +8,7 @@ use crate::telemetry::names;
 
 /// What readiness is made of: NATS connected, TRADE present, every feed live.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     nats_connected: AtomicBool,
     trade_stream: AtomicBool,
     feeds_expected: AtomicUsize,
@@ -17,7 +17,7 @@ pub struct Health {
 
 impl Health {
     /// Follows the NATS client's connection events.
-    pub fn nats_event(&self, event: async_nats::Event) {
+    pub(crate) fn nats_event(&self, event: async_nats::Event) {
         match event {
             async_nats::Event::Connected => self.set_nats_connected(true),
             async_nats::Event::Disconnected | async_nats::Event::Closed => {
@@ -29,23 +29,23 @@ impl Health {
     }
 
     /// Sets whether NATS is connected.
-    pub fn set_nats_connected(&self, up: bool) {
+    pub(crate) fn set_nats_connected(&self, up: bool) {
         self.nats_connected.store(up, Ordering::Relaxed);
         gauge!(names::NATS_CONNECTED).set(f64::from(u8::from(up)));
     }
 
     /// Sets whether TRADE exists.
-    pub fn set_trade_stream(&self, present: bool) {
+    pub(crate) fn set_trade_stream(&self, present: bool) {
         self.trade_stream.store(present, Ordering::Relaxed);
     }
 
     /// How many feeds readiness waits for.
-    pub fn expect_feeds(&self, n: usize) {
+    pub(crate) fn expect_feeds(&self, n: usize) {
         self.feeds_expected.store(n, Ordering::Relaxed);
     }
 
     /// A feed went live (`true`) or down (`false`).
-    pub fn feed_live(&self, live: bool) {
+    pub(crate) fn feed_live(&self, live: bool) {
         if live {
             self.feeds_live.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -54,7 +54,7 @@ impl Health {
     }
 
     /// `Ok` when ready, else what is missing.
-    pub fn readiness(&self) -> Result<(), String> {
+    pub(crate) fn readiness(&self) -> Result<(), String> {
         let mut missing = Vec::new();
         if !self.nats_connected.load(Ordering::Relaxed) {
             missing.push("NATS not connected".to_string());

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::Health;
 
 /// Serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
     health: Arc<Health>,

@@ -6,25 +6,25 @@
 //! than the work itself.
 //!
 //! # Layout
-//! - [`config`]: the command line.
-//! - [`venue`]: how to reach an exchange and read its frames ([`venue::binance`]).
-//! - [`route`]: frames become NATS messages: subject, payload slice, headers; `sequence`
+//! - `config`: the command line.
+//! - `venue`: how to reach an exchange and read its frames (`venue::binance`).
+//! - `route`: frames become NATS messages: subject, payload slice, headers; `sequence`
 //!   judges each event's ids (repeats, gaps, resets, outliers).
-//! - [`feed`]: one websocket connection, kept alive.
-//! - [`backfill`]: trade gaps filled from the venue's REST API, off the read path.
-//! - [`bus`]: the NATS side: connect, stream checks, non-blocking publish in a byte budget.
-//! - [`telemetry`]: every metric and data log line; [`health`] and [`http`]: probes.
+//! - `feed`: one websocket connection, kept alive.
+//! - `backfill`: trade gaps filled from the venue's REST API, off the read path.
+//! - `bus`: the NATS side: connect, stream checks, non-blocking publish in a byte budget.
+//! - `telemetry`: every metric and data log line; `health` and `http`: probes.
 
-pub mod backfill;
-pub mod bus;
-pub mod config;
-pub mod feed;
-pub mod health;
-pub mod http;
-pub mod route;
+mod backfill;
+mod bus;
+mod config;
+mod feed;
+mod health;
+mod http;
+mod route;
 mod sequence;
-pub mod telemetry;
-pub mod venue;
+mod telemetry;
+mod venue;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,15 +34,27 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::Cli;
-pub use health::Health;
+pub use bus::BusError;
+pub use config::{Cli, LogFormat};
+pub use telemetry::count_dropped_log_lines;
+pub use venue::VenueId;
 
-use crate::bus::{BusError, Publisher};
+/// What the benchmarks drive directly: the router, exactly as the feed runs it.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::route::{Commit, Routed, RoutedMessage, Router, StreamSpec};
+    pub use crate::venue::binance::BinanceSpot;
+    pub use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
+}
+
+use crate::health::Health;
+
+use crate::bus::Publisher;
 use crate::feed::{ConnectLimiter, Feed};
 use crate::route::{Router, StreamSpec};
 use crate::telemetry::FeedTelemetry;
 use crate::venue::binance::BinanceSpot;
-use crate::venue::{RestTrades, Venue, VenueId};
+use crate::venue::{RestTrades, Venue};
 use sequex_subjects::Channel;
 
 /// How long shutdown may spend flushing what is queued for NATS.

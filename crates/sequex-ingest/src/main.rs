@@ -4,8 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sequex_ingest::Cli;
-use sequex_ingest::config::LogFormat;
+use sequex_ingest::{Cli, LogFormat};
 use tracing_appender::non_blocking::NonBlockingBuilder;
 use tracing_subscriber::EnvFilter;
 
@@ -34,7 +33,7 @@ fn main() -> ExitCode {
         .buffered_lines_limit(LOG_BUFFER_LINES)
         .thread_name("sequex-log")
         .finish(std::io::stderr());
-    sequex_ingest::telemetry::count_dropped_log_lines(writer.error_counter());
+    sequex_ingest::count_dropped_log_lines(writer.error_counter());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -14,54 +14,54 @@ use sequex_subjects::{Channel, Symbol};
 use crate::venue::FrameError;
 
 /// Metric names, `sequex_<noun>_<unit>`.
-pub mod names {
+pub(crate) mod names {
     /// Websocket frames read (text and binary), per venue.
-    pub const FRAMES: &str = "sequex_frames_total";
+    pub(crate) const FRAMES: &str = "sequex_frames_total";
     /// Bytes of those frames.
-    pub const FRAME_BYTES: &str = "sequex_frame_bytes_total";
+    pub(crate) const FRAME_BYTES: &str = "sequex_frame_bytes_total";
     /// Messages handed to the NATS client, per venue and channel.
-    pub const PUBLISHED: &str = "sequex_published_messages_total";
+    pub(crate) const PUBLISHED: &str = "sequex_published_messages_total";
     /// Messages lost before NATS, per venue and `reason` (`queue_full`, `queue_bytes`,
     /// `nats_closed`, `rejected`).
-    pub const DROPPED: &str = "sequex_dropped_messages_total";
+    pub(crate) const DROPPED: &str = "sequex_dropped_messages_total";
     /// Frames skipped as unreadable, per venue and `reason` (see `FrameError::reason`).
-    pub const FRAME_ERRORS: &str = "sequex_frame_errors_total";
+    pub(crate) const FRAME_ERRORS: &str = "sequex_frame_errors_total";
     /// Events skipped because they were already published (connection overlap).
-    pub const DUPLICATES: &str = "sequex_duplicate_events_total";
+    pub(crate) const DUPLICATES: &str = "sequex_duplicate_events_total";
     /// Websocket reconnects, per venue and `reason`.
-    pub const RECONNECTS: &str = "sequex_reconnects_total";
+    pub(crate) const RECONNECTS: &str = "sequex_reconnects_total";
     /// Sequence gaps (missing trade or update ids) flagged on a published message, per
     /// venue and channel.
-    pub const GAPS: &str = "sequex_sequence_gaps_total";
+    pub(crate) const GAPS: &str = "sequex_sequence_gaps_total";
     /// Venue-side sequence resets (ids started again lower), per venue and channel.
-    pub const RESETS: &str = "sequex_sequence_resets_total";
+    pub(crate) const RESETS: &str = "sequex_sequence_resets_total";
     /// Events skipped because their ids were out of line with their stream (an outlier,
     /// or the first event of a reset), per venue and channel.
-    pub const OUT_OF_SEQUENCE: &str = "sequex_out_of_sequence_events_total";
+    pub(crate) const OUT_OF_SEQUENCE: &str = "sequex_out_of_sequence_events_total";
     /// Payload bytes queued for NATS (bounded by `--publish-queue-bytes`).
-    pub const PUBLISH_QUEUE_BYTES: &str = "sequex_publish_queue_bytes";
+    pub(crate) const PUBLISH_QUEUE_BYTES: &str = "sequex_publish_queue_bytes";
     /// Trades fetched from the venue's REST API and published to fill a gap, per venue.
-    pub const BACKFILL_TRADES: &str = "sequex_backfill_trades_total";
+    pub(crate) const BACKFILL_TRADES: &str = "sequex_backfill_trades_total";
     /// Trade gaps (or parts of them) that could not be filled, per venue.
-    pub const BACKFILL_FAILURES: &str = "sequex_backfill_failures_total";
+    pub(crate) const BACKFILL_FAILURES: &str = "sequex_backfill_failures_total";
     /// Log lines lost because the log writer was behind (never blocks the daemon).
-    pub const LOG_LINES_DROPPED: &str = "sequex_log_lines_dropped_total";
+    pub(crate) const LOG_LINES_DROPPED: &str = "sequex_log_lines_dropped_total";
     /// Exchange event time to local receive time.
-    pub const EXCHANGE_TO_RECEIVE: &str = "sequex_exchange_to_receive_seconds";
+    pub(crate) const EXCHANGE_TO_RECEIVE: &str = "sequex_exchange_to_receive_seconds";
     /// Frame received to message handed to the NATS client.
-    pub const RECEIVE_TO_PUBLISH: &str = "sequex_receive_to_publish_seconds";
+    pub(crate) const RECEIVE_TO_PUBLISH: &str = "sequex_receive_to_publish_seconds";
     /// Websocket connections currently live, per venue.
-    pub const FEEDS_LIVE: &str = "sequex_feeds_live";
+    pub(crate) const FEEDS_LIVE: &str = "sequex_feeds_live";
     /// 1 while the NATS connection is up.
-    pub const NATS_CONNECTED: &str = "sequex_nats_connected";
+    pub(crate) const NATS_CONNECTED: &str = "sequex_nats_connected";
     /// 1 while the stream exists, per `stream`.
-    pub const STREAM_PRESENT: &str = "sequex_stream_present";
+    pub(crate) const STREAM_PRESENT: &str = "sequex_stream_present";
     /// Messages a sourcing stream is behind its source, per `stream`.
-    pub const STREAM_SOURCE_LAG: &str = "sequex_stream_source_lag_messages";
+    pub(crate) const STREAM_SOURCE_LAG: &str = "sequex_stream_source_lag_messages";
 }
 
 /// Installs the Prometheus recorder; the handle renders `/metrics`.
-pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
+pub(crate) fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     // 10 µs .. 10 s: the daemon's own latency sits in the lowest buckets, the exchange's
     // (and clock skew) in the higher ones.
     const BUCKETS: [f64; 16] = [
@@ -140,7 +140,7 @@ pub fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCou
 
 /// Brings the gauges that are read rather than pushed up to date; called before each
 /// render of `/metrics`.
-pub fn refresh() {
+pub(crate) fn refresh() {
     gauge!(names::PUBLISH_QUEUE_BYTES).set(crate::bus::queued_bytes() as f64);
     if let Some(drops) = LOG_DROPS.get() {
         counter!(names::LOG_LINES_DROPPED).absolute(drops.dropped_lines() as u64);
@@ -149,7 +149,7 @@ pub fn refresh() {
 
 /// Why a message was lost before reaching NATS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// The publish queue was full (NATS slow or disconnected).
     QueueFull,
     /// The publish queue's byte budget was used up (NATS slow or disconnected).
@@ -180,7 +180,7 @@ impl DropReason {
 
 /// Why a websocket connection was replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReconnectReason {
+pub(crate) enum ReconnectReason {
     /// Connecting failed.
     ConnectFailed,
     /// The socket failed.
@@ -197,7 +197,7 @@ pub enum ReconnectReason {
 
 impl ReconnectReason {
     /// The bounded `reason` label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReconnectReason::ConnectFailed => "connect_failed",
             ReconnectReason::Error => "error",
@@ -209,7 +209,7 @@ impl ReconnectReason {
     }
 
     /// Planned reconnects skip the backoff.
-    pub fn is_planned(self) -> bool {
+    pub(crate) fn is_planned(self) -> bool {
         matches!(
             self,
             ReconnectReason::ServerShutdown | ReconnectReason::Lifetime
@@ -218,7 +218,7 @@ impl ReconnectReason {
 }
 
 /// Wall-clock ns since the Unix epoch.
-pub fn unix_nanos() -> u64 {
+pub(crate) fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -227,7 +227,7 @@ pub fn unix_nanos() -> u64 {
 /// One feed's (websocket connection's) metric handles, registered once so that the hot
 /// path only increments.
 #[derive(Debug)]
-pub struct FeedTelemetry {
+pub(crate) struct FeedTelemetry {
     venue: &'static str,
     connection: usize,
     frames: Counter,
@@ -249,7 +249,7 @@ pub struct FeedTelemetry {
 
 impl FeedTelemetry {
     /// Registers the handles of connection number `connection` of `venue`.
-    pub fn new(venue: &'static str, connection: usize) -> Self {
+    pub(crate) fn new(venue: &'static str, connection: usize) -> Self {
         let per_channel = |name: &'static str| {
             Channel::ALL.map(|c| counter!(name, "venue" => venue, "channel" => c.as_str()))
         };
@@ -277,13 +277,13 @@ impl FeedTelemetry {
     }
 
     /// A frame arrived.
-    pub fn frame(&self, len: usize) {
+    pub(crate) fn frame(&self, len: usize) {
         self.frames.increment(1);
         self.frame_bytes.increment(len as u64);
     }
 
     /// A message was handed to NATS.
-    pub fn published(
+    pub(crate) fn published(
         &self,
         channel: Channel,
         event_time_ms: u64,
@@ -300,12 +300,12 @@ impl FeedTelemetry {
     }
 
     /// An event was skipped as already published.
-    pub fn duplicate(&self) {
+    pub(crate) fn duplicate(&self) {
         self.duplicates.increment(1);
     }
 
     /// A message was lost before NATS.
-    pub fn dropped(&mut self, reason: DropReason) {
+    pub(crate) fn dropped(&mut self, reason: DropReason) {
         self.dropped[reason as usize].increment(1);
         if let Some(suppressed) = self.loss_log.allow() {
             tracing::error!(
@@ -320,7 +320,7 @@ impl FeedTelemetry {
     }
 
     /// A frame was skipped as unreadable.
-    pub fn frame_error(&mut self, error: FrameError, frame: &[u8]) {
+    pub(crate) fn frame_error(&mut self, error: FrameError, frame: &[u8]) {
         self.frame_errors[error.index()].increment(1);
         if let Some(suppressed) = self.error_log.allow() {
             let head = String::from_utf8_lossy(&frame[..frame.len().min(160)]);
@@ -337,7 +337,12 @@ impl FeedTelemetry {
     }
 
     /// Ids are missing before this published message (flagged with `Sequex-Gap`).
-    pub fn gap(&mut self, symbol: &Symbol, channel: Channel, missing: &std::ops::Range<u64>) {
+    pub(crate) fn gap(
+        &mut self,
+        symbol: &Symbol,
+        channel: Channel,
+        missing: &std::ops::Range<u64>,
+    ) {
         self.gaps[channel as usize].increment(1);
         if let Some(suppressed) = self.sequence_log.allow() {
             tracing::warn!(
@@ -353,7 +358,7 @@ impl FeedTelemetry {
     }
 
     /// The venue restarted this stream's ids (flagged with `Sequex-Reset`).
-    pub fn reset(&mut self, symbol: &Symbol, channel: Channel, previous_last: u64) {
+    pub(crate) fn reset(&mut self, symbol: &Symbol, channel: Channel, previous_last: u64) {
         self.resets[channel as usize].increment(1);
         if let Some(suppressed) = self.sequence_log.allow() {
             tracing::warn!(
@@ -368,7 +373,7 @@ impl FeedTelemetry {
     }
 
     /// An event was skipped as out of line with its stream's ids.
-    pub fn out_of_sequence(&mut self, channel: Channel, frame: &[u8]) {
+    pub(crate) fn out_of_sequence(&mut self, channel: Channel, frame: &[u8]) {
         self.out_of_sequence[channel as usize].increment(1);
         if let Some(suppressed) = self.sequence_log.allow() {
             let head = String::from_utf8_lossy(&frame[..frame.len().min(160)]);
@@ -383,7 +388,7 @@ impl FeedTelemetry {
     }
 
     /// The connection is up.
-    pub fn connected(&self, streams: usize) {
+    pub(crate) fn connected(&self, streams: usize) {
         self.live.increment(1.0);
         tracing::info!(
             venue = self.venue,
@@ -394,7 +399,12 @@ impl FeedTelemetry {
     }
 
     /// The connection went down and will be replaced.
-    pub fn disconnected(&self, reason: ReconnectReason, detail: &str, was_live: bool) {
+    pub(crate) fn disconnected(
+        &self,
+        reason: ReconnectReason,
+        detail: &dyn std::fmt::Display,
+        was_live: bool,
+    ) {
         if was_live {
             self.live.decrement(1.0);
         }
@@ -412,7 +422,7 @@ impl FeedTelemetry {
                 venue = self.venue,
                 connection = self.connection,
                 reason = reason.as_str(),
-                detail,
+                %detail,
                 "websocket down; reconnecting"
             );
         }

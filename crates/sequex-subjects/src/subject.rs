@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -135,8 +136,8 @@ impl FromStr for Channel {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
-    // Invariant: ASCII, and exactly `stream.root() . channel . <valid symbol>`.
-    bytes: Bytes,
+    // Invariant: exactly `stream.root() . channel . <valid symbol>`.
+    text: Text,
     stream: Stream,
     channel: Channel,
 }
@@ -162,7 +163,7 @@ impl Subject {
             text.push_str(part);
         }
         Subject {
-            bytes: Bytes::from(text),
+            text: Text(text.into()),
             stream,
             channel,
         }
@@ -201,12 +202,7 @@ impl Subject {
     /// # Ok::<(), sequex_subjects::SubjectError>(())
     /// ```
     pub fn as_str(&self) -> &str {
-        // SAFETY: `bytes` is private, immutable and built only from ASCII `&str` parts in
-        // `Subject::new`, so it is valid UTF-8.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::str::from_utf8_unchecked(&self.bytes)
-        }
+        &self.text.0
     }
 
     /// The stream that captures this subject.
@@ -264,7 +260,24 @@ impl Subject {
     /// # Ok::<(), sequex_subjects::SubjectError>(())
     /// ```
     pub fn to_bytes(&self) -> Bytes {
-        self.bytes.clone()
+        self.text.to_bytes()
+    }
+}
+
+/// Shared, immutable subject text: a clone is a reference-count increment, and
+/// [`Text::to_bytes`] shares the buffer instead of copying it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Text(Arc<str>);
+
+impl Text {
+    fn to_bytes(&self) -> Bytes {
+        Bytes::from_owner(self.clone())
+    }
+}
+
+impl AsRef<[u8]> for Text {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 
@@ -393,8 +406,8 @@ impl SymbolSubjects {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Filter {
-    // Invariant: ASCII; the same grammar as `Subject` with `*` or `>` in place of tokens.
-    bytes: Bytes,
+    // Invariant: the same grammar as `Subject` with `*` or `>` in place of tokens.
+    text: Text,
 }
 
 impl Filter {
@@ -438,13 +451,13 @@ impl Filter {
     /// ```
     pub fn exact(subject: &Subject) -> Self {
         Filter {
-            bytes: subject.to_bytes(),
+            text: subject.text.clone(),
         }
     }
 
     fn from_parts(parts: &[&str]) -> Self {
         Filter {
-            bytes: Bytes::from(parts.join(".")),
+            text: Text(parts.join(".").into()),
         }
     }
 
@@ -455,12 +468,7 @@ impl Filter {
     /// assert_eq!(Filter::stream(Stream::Record).as_str(), "record.>");
     /// ```
     pub fn as_str(&self) -> &str {
-        // SAFETY: `bytes` is private, immutable and built only from ASCII `&str` parts, so
-        // it is valid UTF-8.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::str::from_utf8_unchecked(&self.bytes)
-        }
+        &self.text.0
     }
 
     /// Whether NATS would deliver `subject` to a subscription on this filter.
@@ -610,27 +618,23 @@ impl std::error::Error for SubjectError {
 
 #[cfg(feature = "async-nats")]
 mod nats {
-    use super::{Filter, Subject};
+    use super::{Filter, Subject, Text};
 
-    // Both impls share the buffer instead of copying or re-validating it.
+    /// Shares the buffer; the UTF-8 check of a few dozen bytes is the whole cost.
+    fn shared(text: &Text) -> async_nats::Subject {
+        async_nats::Subject::from_utf8(text.to_bytes())
+            .unwrap_or_else(|_| async_nats::Subject::from(&*text.0))
+    }
+
     impl From<Subject> for async_nats::Subject {
         fn from(s: Subject) -> Self {
-            // SAFETY: `Subject` bytes are immutable ASCII by construction, which is all
-            // `from_bytes_unchecked` asks for.
-            #[allow(unsafe_code)]
-            unsafe {
-                async_nats::Subject::from_bytes_unchecked(s.bytes)
-            }
+            shared(&s.text)
         }
     }
 
     impl From<Filter> for async_nats::Subject {
         fn from(f: Filter) -> Self {
-            // SAFETY: `Filter` bytes are immutable ASCII by construction.
-            #[allow(unsafe_code)]
-            unsafe {
-                async_nats::Subject::from_bytes_unchecked(f.bytes)
-            }
+            shared(&f.text)
         }
     }
 

@@ -2,7 +2,7 @@
 //! `route`) is generic over [`Venue`]; adding USD-M futures, Bybit or OKX means adding a
 //! module here, not touching the pipeline.
 
-pub mod binance;
+pub(crate) mod binance;
 pub(crate) mod json;
 
 use std::ops::Range;
@@ -190,7 +190,7 @@ pub trait Venue: Send + Sync + 'static {
 }
 
 /// A venue whose REST API serves past trades by id: what trade backfill needs.
-pub trait RestTrades {
+pub(crate) trait RestTrades {
     /// The production REST endpoint.
     const REST_URL: &'static str;
     /// The most trades one request returns.
