@@ -286,10 +286,12 @@ pub(crate) async fn watch_streams(
 ) {
     let mut ticker = tokio::time::interval(interval);
     let mut present = [true, true];
+    health.set_watched();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
+            () = health.recheck_requested() => {}
         }
         for (i, stream) in Stream::ALL.into_iter().enumerate() {
             let info = match stream_info(&js, stream, &url).await {
@@ -319,6 +321,33 @@ pub(crate) async fn watch_streams(
             if let Some(source) = info.as_ref().and_then(|i| i.sources.first()) {
                 gauge!(names::STREAM_SOURCE_LAG, "stream" => stream.name()).set(source.lag as f64);
             }
+        }
+    }
+}
+
+/// How often a round trip to NATS confirms what the feeds handed to it (see `sequence`):
+/// after a lost connection, gaps start at most about this far before what was lost.
+const ROUND_TRIP_EVERY: Duration = Duration::from_millis(100);
+
+/// Sends a round trip (PING) to NATS every [`ROUND_TRIP_EVERY`] and tells the feeds,
+/// through `health`, when each was sent and returned.
+pub(crate) async fn confirm_round_trips(
+    client: async_nats::Client,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(ROUND_TRIP_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let n = health.round_trip_requested();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            flushed = client.flush() => if flushed.is_ok() {
+                health.round_trip_confirmed(n);
+            },
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::Health;
 use crate::backfill::Backfill;
 use crate::bus::{Backoff, Publisher};
 use crate::route::{Commit, Routed, RoutedMessage, Router};
-use crate::telemetry::{FeedTelemetry, ReconnectReason, unix_nanos};
+use crate::telemetry::{DropReason, FeedTelemetry, ReconnectReason, unix_nanos};
 use crate::venue::{FrameError, Venue};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -63,6 +63,16 @@ pub(crate) struct Feed<V> {
     pub(crate) max_frame_bytes: usize,
     /// Where trade gaps go to be filled from the venue's REST API, if anywhere.
     pub(crate) backfill: Option<Backfill>,
+    /// What this feed last saw of [`Health::disconnects`] and [`Health::round_trips`].
+    pub(crate) seen: Seen,
+}
+
+/// The connection events a feed has acted on.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    disconnects: u64,
+    snapshot: u64,
+    confirmed: u64,
 }
 
 /// Why a connection could not be made or went down.
@@ -267,6 +277,7 @@ impl<V: Venue> Feed<V> {
     /// The hot path. Returns `true` when the venue announced a shutdown.
     fn on_text(&mut self, frame: Bytes, received: Instant) -> bool {
         self.telemetry.frame(frame.len());
+        self.follow_connection();
         if frame.len() > self.max_frame_bytes {
             self.telemetry.frame_error(FrameError::Oversized, &frame);
             return false;
@@ -282,7 +293,12 @@ impl<V: Venue> Feed<V> {
                     reset,
                     commit,
                 } = routed;
-                match self.publisher.try_publish(message) {
+                let sent = if self.health.publishable() {
+                    self.publisher.try_publish(message)
+                } else {
+                    Err(DropReason::NoStream)
+                };
+                match sent {
                     Ok(()) => {
                         // Only now: a message that never reached NATS stays in the next gap.
                         self.router.commit(commit);
@@ -319,6 +335,28 @@ impl<V: Venue> Feed<V> {
 }
 
 impl<V: Venue> Feed<V> {
+    /// Keeps the streams' anchors in step with what NATS confirmed (see `sequence`): a
+    /// round trip requested since the last frame snapshots them (everything committed so
+    /// far was queued before it), a returned one confirms the snapshot, and a lost
+    /// connection rewinds them.
+    #[inline(always)]
+    fn follow_connection(&mut self) {
+        let (requested, confirmed) = self.health.round_trips();
+        if requested != self.seen.snapshot {
+            self.router.snapshot();
+            self.seen.snapshot = requested;
+        }
+        if confirmed == self.seen.snapshot && confirmed != self.seen.confirmed {
+            self.router.confirm();
+            self.seen.confirmed = confirmed;
+        }
+        let disconnects = self.health.disconnects();
+        if disconnects != self.seen.disconnects {
+            self.seen.disconnects = disconnects;
+            self.router.rewind();
+        }
+    }
+
     /// A published message carried `Sequex-Gap` or `Sequex-Reset`: count and log it, and
     /// ask for the missing trades from REST.
     #[cold]

@@ -162,6 +162,11 @@ async fn ingest(
         }
         tracing::info!(%url, "stream TRADE present and capturing TRADE.trade.> and TRADE.depth.>");
         health.set_trade_stream(true);
+        tasks.spawn(bus::confirm_round_trips(
+            client.clone(),
+            health.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(bus::watch_streams(
             js,
             url.clone(),
@@ -268,6 +273,7 @@ fn start_feeds<V: Venue + RestTrades>(
             stale_after: cli.stale_after,
             max_frame_bytes: usize::try_from(cli.max_frame_bytes).unwrap_or(usize::MAX),
             backfill: backfill.clone(),
+            seen: feed::Seen::default(),
         };
         let (shutdown, panicked) = (shutdown.clone(), panicked.clone());
         feeds.spawn(async move {

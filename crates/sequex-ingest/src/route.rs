@@ -176,6 +176,22 @@ impl<V: Venue> Router<V> {
             .commit(commit.last_id, commit.event_time_ms);
     }
 
+    /// A round trip to NATS is sent now (see `sequence`).
+    pub(crate) fn snapshot(&mut self) {
+        self.routes.iter_mut().for_each(|r| r.sequence.snapshot());
+    }
+
+    /// The round trip sent at the last [`Router::snapshot`] returned.
+    pub(crate) fn confirm(&mut self) {
+        self.routes.iter_mut().for_each(|r| r.sequence.confirm());
+    }
+
+    /// The NATS connection was lost: every stream goes back to what NATS confirmed.
+    #[cold]
+    pub(crate) fn rewind(&mut self) {
+        self.routes.iter_mut().for_each(|r| r.sequence.rewind());
+    }
+
     /// The stream a routed message belongs to.
     pub fn stream_of(&self, commit: Commit) -> &StreamSpec {
         &self.routes[commit.route].spec

