@@ -5,7 +5,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -15,13 +15,13 @@ use async_nats::message::OutboundMessage;
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use bytes::Bytes;
 use futures::Sink;
-use metrics::gauge;
+
 use sequex_subjects::{Channel, Filter, Stream};
 use tokio_util::sync::CancellationToken;
 
 use crate::Health;
 use crate::config::Cli;
-use crate::telemetry::{DropReason, names};
+use crate::telemetry::DropReason;
 
 /// Why the bus cannot be used. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,16 @@ pub enum BusError {
         /// The file.
         path: String,
         /// What failed.
+        error: std::io::Error,
+    },
+    /// `--nats-url` holds something that is not a NATS URL.
+    #[error(
+        "invalid NATS URL {url:?} in --nats-url ({error}); use nats://HOST:PORT, several comma-separated for a cluster"
+    )]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
         error: std::io::Error,
     },
     /// The server refused us for a reason retrying will not fix.
@@ -76,10 +86,9 @@ pub enum BusError {
         /// The server.
         url: String,
     },
-    /// JetStream did not answer (busy, electing a leader, or the server went away) until
-    /// the `--wait-for-streams` deadline.
+    /// JetStream did not answer (busy, electing a leader, or the server went away).
     #[error(
-        "JetStream on {url} did not answer the stream check ({error}) within --wait-for-streams; check the server's health (`nats server check jetstream`)"
+        "JetStream on {url} did not answer the stream check ({error}); check the server's health (`nats server check jetstream`)"
     )]
     Unavailable {
         /// The server.
@@ -149,10 +158,23 @@ pub(crate) async fn connect(
     shutdown: &CancellationToken,
 ) -> Result<Option<async_nats::Client>, BusError> {
     let url = cli.nats_url();
+    // Seeds: the client connects to one and learns the rest of a cluster from it.
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|error| BusError::BadUrl {
+                    url: s.to_string(),
+                    error,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     for attempt in 1u64.. {
         let options = options(cli, health.clone()).await?;
-        match options.connect(url.as_str()).await {
+        match options.connect(servers.clone()).await {
             Ok(client) => {
                 tracing::info!(%url, attempt, "connected to NATS");
                 return Ok(Some(client));
@@ -225,7 +247,11 @@ pub(crate) async fn check_trade_stream(
 
 /// A stream's info, in one request: `StreamMissing`, `NoJetStream` and `Unavailable` say
 /// why not.
-async fn stream_info(js: &jetstream::Context, stream: Stream, url: &str) -> Result<Info, BusError> {
+pub(crate) async fn stream_info(
+    js: &jetstream::Context,
+    stream: Stream,
+    url: &str,
+) -> Result<Info, BusError> {
     let error = match js.get_stream(stream.name()).await {
         // `get_stream` has just fetched the info: no second request.
         Ok(found) => return Ok(found.cached_info().clone()),
@@ -274,57 +300,6 @@ fn covers_our_subjects(info: &Info, url: &str) -> Result<(), BusError> {
     Ok(())
 }
 
-/// Watches TRADE and RECORD every `interval` until shutdown: readiness follows TRADE's
-/// presence; RECORD's absence or sourcing lag is logged and exported. A check that gets
-/// no answer says nothing about the stream: the last known state stands.
-pub(crate) async fn watch_streams(
-    js: jetstream::Context,
-    url: String,
-    health: Arc<Health>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    let mut present = [true, true];
-    health.set_watched();
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-            () = health.recheck_requested() => {}
-        }
-        for (i, stream) in Stream::ALL.into_iter().enumerate() {
-            let info = match stream_info(&js, stream, &url).await {
-                Ok(info) => Some(info),
-                Err(BusError::StreamMissing { .. }) => None,
-                Err(error) => {
-                    tracing::warn!(%stream, %error, "stream check got no answer; keeping the last known state");
-                    continue;
-                }
-            };
-            let now_present = info.is_some();
-            gauge!(names::STREAM_PRESENT, "stream" => stream.name())
-                .set(f64::from(u8::from(now_present)));
-            if stream == Stream::Trade {
-                health.set_trade_stream(now_present);
-            }
-            if now_present != present[i] {
-                if now_present {
-                    tracing::info!(%stream, "stream is back");
-                } else if stream == Stream::Trade {
-                    tracing::error!(%stream, "stream missing: messages published now are not stored; recreate it with `nats stream add --config configs/stream_trade.json`");
-                } else {
-                    tracing::error!(%stream, "stream missing: nothing is being recorded; recreate it with `nats stream add --config configs/stream_record.json`");
-                }
-                present[i] = now_present;
-            }
-            if let Some(source) = info.as_ref().and_then(|i| i.sources.first()) {
-                gauge!(names::STREAM_SOURCE_LAG, "stream" => stream.name()).set(source.lag as f64);
-            }
-        }
-    }
-}
-
 /// How often a round trip to NATS confirms what the feeds handed to it (see `sequence`):
 /// after a lost connection, gaps start at most about this far before what was lost.
 const ROUND_TRIP_EVERY: Duration = Duration::from_millis(100);
@@ -355,6 +330,15 @@ pub(crate) async fn confirm_round_trips(
 /// Bytes of payload handed to the NATS client and not yet written or dropped by it,
 /// across every publisher of the process: what `--publish-queue-bytes` bounds.
 static QUEUED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// Messages every publisher of the process handed to the NATS client: what the loss
+/// accounting compares with what TRADE stored.
+static PUBLISHED: AtomicU64 = AtomicU64::new(0);
+
+/// Messages handed to the NATS client so far.
+pub(crate) fn published() -> u64 {
+    PUBLISHED.load(Ordering::Relaxed)
+}
 
 /// Bytes queued for NATS right now.
 pub(crate) fn queued_bytes() -> usize {
@@ -417,13 +401,18 @@ impl Publisher {
             Poll::Ready(Ok(())) => {
                 QUEUED_BYTES.fetch_add(len, Ordering::Relaxed);
                 message.payload = Bytes::from_owner(Queued(message.payload));
-                Pin::new(&mut self.client).start_send(message).map_err(|e| {
-                    if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
-                        DropReason::Rejected
-                    } else {
-                        DropReason::NatsClosed
-                    }
-                })
+                Pin::new(&mut self.client)
+                    .start_send(message)
+                    .map(|()| {
+                        PUBLISHED.fetch_add(1, Ordering::Relaxed);
+                    })
+                    .map_err(|e| {
+                        if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
+                            DropReason::Rejected
+                        } else {
+                            DropReason::NatsClosed
+                        }
+                    })
             }
             Poll::Ready(Err(_)) => Err(DropReason::NatsClosed),
             Poll::Pending => Err(DropReason::QueueFull),

@@ -13,6 +13,7 @@
 //! - `feed`: one websocket connection, kept alive.
 //! - `backfill`: trade gaps filled from the venue's REST API, off the read path.
 //! - `bus`: the NATS side: connect, stream checks, non-blocking publish in a byte budget.
+//! - `watch`: the streams' health against the bus: presence, loss estimate, RECORD's lag.
 //! - `telemetry`: every metric and data log line; `health` and `http`: probes.
 
 mod backfill;
@@ -25,6 +26,7 @@ mod route;
 mod sequence;
 mod telemetry;
 mod venue;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,7 +169,7 @@ async fn ingest(
             health.clone(),
             shutdown.clone(),
         ));
-        tasks.spawn(bus::watch_streams(
+        tasks.spawn(watch::watch_streams(
             js,
             url.clone(),
             health.clone(),

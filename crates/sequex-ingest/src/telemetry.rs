@@ -58,6 +58,14 @@ pub(crate) mod names {
     pub(crate) const STREAM_PRESENT: &str = "sequex_stream_present";
     /// Messages a sourcing stream is behind its source, per `stream`.
     pub(crate) const STREAM_SOURCE_LAG: &str = "sequex_stream_source_lag_messages";
+    /// How old the oldest message a sourcing stream has not copied yet is, per `stream`.
+    pub(crate) const STREAM_SOURCE_LAG_SECONDS: &str = "sequex_stream_source_lag_seconds";
+    /// A stream's last sequence, per `stream`.
+    pub(crate) const STREAM_LAST_SEQ: &str = "sequex_stream_last_seq";
+    /// Messages a stream holds, per `stream`.
+    pub(crate) const STREAM_MESSAGES: &str = "sequex_stream_messages";
+    /// Running estimate of messages published but not stored by TRADE.
+    pub(crate) const BUS_LOST: &str = "sequex_bus_lost_messages_estimate";
 }
 
 /// Installs the Prometheus recorder; the handle renders `/metrics`.
@@ -100,6 +108,16 @@ fn describe() {
         "Events skipped as out of line with their stream's ids"
     );
     describe_gauge!(names::PUBLISH_QUEUE_BYTES, "Payload bytes queued for NATS");
+    describe_gauge!(
+        names::STREAM_SOURCE_LAG_SECONDS,
+        "Age of the oldest message a sourcing stream has not copied yet"
+    );
+    describe_gauge!(names::STREAM_LAST_SEQ, "A stream's last sequence");
+    describe_gauge!(names::STREAM_MESSAGES, "Messages a stream holds");
+    describe_gauge!(
+        names::BUS_LOST,
+        "Running estimate of messages published but not stored by TRADE"
+    );
     describe_counter!(
         names::BACKFILL_TRADES,
         "Trades fetched from REST to fill gaps and published"

@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sequex_subjects::{Consumer, Stream};
+use sequex_subjects::{Consumer, Stream, header};
 use serde_json::Value;
 
 use crate::api::ApiError;
@@ -38,12 +38,9 @@ pub const CONSUMER_FILES: [(Consumer, &str); 3] = [
     (Consumer::Record, "consumer_record.json"),
 ];
 
-/// The header the server puts on every sourced message: `<stream>[:<hash>] <seq> ...`.
-const STREAM_SOURCE: &str = "Nats-Stream-Source";
-
 /// A source that made no progress for this long while its origin holds newer messages is
-/// stalled.
-pub const STALL_AFTER: Duration = Duration::from_secs(10);
+/// stalled: well within TRADE's 5 s max_age, past which what RECORD has not copied is gone.
+pub const STALL_AFTER: Duration = Duration::from_secs(2);
 
 /// Why the tool could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -360,8 +357,9 @@ impl Provisioner {
             .map_err(|e| Error::Message(e.to_string()))?;
         Ok(message
             .headers
-            .get(STREAM_SOURCE)
-            .and_then(|v| source_sequence(v.as_str())))
+            .get(header::STREAM_SOURCE)
+            .and_then(|v| header::parse_stream_source(v.as_str()))
+            .map(|(_, seq)| seq))
     }
 
     /// RECORD's source, if it makes no progress while TRADE holds newer messages.
@@ -396,11 +394,6 @@ impl Provisioner {
         api::put_stream(&self.client, "UPDATE", record).await?;
         Ok(())
     }
-}
-
-/// The origin's sequence in a `Nats-Stream-Source` value (`TRADE:abcd 42 TRADE.> record.>`).
-fn source_sequence(value: &str) -> Option<u64> {
-    value.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Collects `(field, live, file)` for every field of `file` that `live` does not match.
@@ -467,15 +460,5 @@ mod tests {
                 ),
             ]
         );
-    }
-
-    #[test]
-    fn the_source_header_gives_the_origin_sequence() {
-        assert_eq!(
-            source_sequence("TRADE:Lq5TmPRt 42 TRADE.> record.>"),
-            Some(42)
-        );
-        assert_eq!(source_sequence("TRADE 7 > >"), Some(7));
-        assert_eq!(source_sequence("TRADE"), None);
     }
 }

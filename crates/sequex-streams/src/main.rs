@@ -123,8 +123,14 @@ async fn connect(
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         None => options,
     };
+    let servers = cli
+        .nats_url
+        .split(',')
+        .map(|s| s.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid --nats-url {:?}: {e}", cli.nats_url))?;
     options
-        .connect(cli.nats_url.as_str())
+        .connect(servers)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", cli.nats_url))
 }

@@ -32,6 +32,27 @@ pub const SOURCE: &str = "Sequex-Source";
 /// The [`SOURCE`] of trades fetched from the venue's REST API.
 pub const SOURCE_REST: &str = "rest";
 
+/// Set by the server on every message a stream sources from another:
+/// `<origin>[:<hash>] <origin sequence> <filter> <transform>`; [`parse_stream_source`]
+/// reads it. RECORD's last message says how far RECORD has sourced TRADE.
+pub const STREAM_SOURCE: &str = "Nats-Stream-Source";
+
+/// The origin stream and its sequence in a [`STREAM_SOURCE`] value.
+///
+/// ```
+/// use sequex_subjects::header;
+///
+/// assert_eq!(header::parse_stream_source("TRADE 42 TRADE.> record.>"), Some(("TRADE", 42)));
+/// assert_eq!(header::parse_stream_source("TRADE:Lq5TmPRt 7 > >"), Some(("TRADE", 7)));
+/// assert_eq!(header::parse_stream_source("TRADE"), None);
+/// ```
+pub fn parse_stream_source(value: &str) -> Option<(&str, u64)> {
+    let mut tokens = value.split_whitespace();
+    let origin = tokens.next()?;
+    let origin = origin.split_once(':').map_or(origin, |(name, _)| name);
+    Some((origin, tokens.next()?.parse().ok()?))
+}
+
 /// The [`GAP`] value of the missing ids `range` (end exclusive, not empty).
 ///
 /// ```

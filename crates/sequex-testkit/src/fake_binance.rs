@@ -46,6 +46,10 @@ pub struct Script {
     pub rest: Rest,
     /// Wait this long after a connection opens before the first frame.
     pub start_delay: Option<Duration>,
+    /// Every connection replays from the first frame, as two clients of the real venue
+    /// each get every event (redundant daemons); `overlap` and `drop_after` then do not
+    /// apply.
+    pub each_from_start: bool,
 }
 
 /// How the fake REST endpoint answers `GET /api/v3/historicalTrades`.
@@ -290,7 +294,7 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
             .get(&key)
             .unwrap_or(&0)
     };
-    let mut next = if connection > 0 {
+    let mut next = if connection > 0 && !script.each_from_start {
         furthest(&state).saturating_sub(script.overlap) + script.skip_on_reconnect
     } else {
         0
@@ -306,7 +310,10 @@ async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
         tokio::time::sleep(delay).await;
     }
     loop {
-        if connection == 0 && script.drop_after.is_some_and(|n| sent_here >= n) {
+        if connection == 0
+            && !script.each_from_start
+            && script.drop_after.is_some_and(|n| sent_here >= n)
+        {
             // Drop without a close frame, as a network failure would.
             reader.abort();
             return;

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`nats_server`]: a real `nats-server` child per test, on a free loopback port.
+//! - [`cluster`]: three of them routed into one JetStream cluster.
 //! - [`capture`]: the real Binance captures in `shared/fixtures/binance/`.
 //! - [`daemon`]: a `sequex-ingest` child process, its probes and metrics.
 //! - [`fake_binance`]: a websocket server that replays them like Binance does.
@@ -10,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod capture;
+pub mod cluster;
 pub mod daemon;
 pub mod fake_binance;
 pub mod nats_server;
@@ -18,6 +20,7 @@ pub mod provision;
 use std::path::{Path, PathBuf};
 
 pub use capture::CapturedFrame;
+pub use cluster::NatsCluster;
 pub use daemon::Daemon;
 pub use fake_binance::{FakeBinance, Rest, Script};
 pub use nats_server::NatsServer;
