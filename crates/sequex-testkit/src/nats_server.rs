@@ -24,6 +24,7 @@ pub struct NatsServer {
     // Kept across restarts so that file-stored streams survive them.
     store: tempfile::TempDir,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl NatsServer {
@@ -34,14 +35,25 @@ impl NatsServer {
 
     /// Starts a server with extra command-line arguments (for example `--config FILE`).
     pub async fn start_with_args(args: &[&str]) -> Result<Self, Error> {
+        Self::start_with_env(args, &[]).await
+    }
+
+    /// Starts a server with extra arguments and environment variables (which its config
+    /// files may reference as `$NAME`).
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self, Error> {
         let store = tempfile::tempdir()?;
         let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, port) = spawn(&store, None, &extra_args).await?;
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, port) = spawn(&store, None, &extra_args, &env).await?;
         Ok(NatsServer {
             child,
             port,
             store,
             extra_args,
+            env,
         })
     }
 
@@ -101,7 +113,7 @@ impl NatsServer {
     /// Starts the server again on the same port with the same store.
     pub async fn restart(&mut self) -> Result<(), Error> {
         self.kill().await?;
-        let (child, _) = spawn(&self.store, Some(self.port), &self.extra_args).await?;
+        let (child, _) = spawn(&self.store, Some(self.port), &self.extra_args, &self.env).await?;
         self.child = child;
         Ok(())
     }
@@ -140,6 +152,7 @@ async fn spawn(
     store: &tempfile::TempDir,
     port: Option<u16>,
     extra_args: &[String],
+    env: &[(String, String)],
 ) -> Result<(Child, u16), Error> {
     let bin = nats_server_bin()?;
     let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
@@ -155,6 +168,7 @@ async fn spawn(
         .arg("-l")
         .arg(&log_path)
         .args(extra_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
