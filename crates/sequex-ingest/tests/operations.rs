@@ -297,24 +297,16 @@ async fn losing_the_node_that_leads_trade_costs_the_leaderless_window_and_is_acc
         .unwrap();
     let (frames, _) = btcusdt(6000);
     let total = frames.len() as f64;
-    let fake = sequex_testkit::FakeBinance::start(Script {
-        frames,
-        pace: Some(Duration::from_millis(2)),
-        ..Script::default()
-    })
-    .await
-    .unwrap();
-    let (ws, rest, urls) = (fake.url(), fake.rest_url(), cluster.urls());
-    let daemon = common::start_daemon(&[
-        "--symbols",
-        "btcusdt",
-        "--ws-url",
-        &ws,
-        "--rest-url",
-        &rest,
-        "--nats-url",
-        &urls,
-    ]);
+    let (_fake, daemon) = common::replay_into(
+        &cluster.urls(),
+        Script {
+            frames,
+            pace: Some(Duration::from_millis(2)),
+            ..Script::default()
+        },
+        &[],
+    )
+    .await;
     eventually(Duration::from_secs(30), "publishing", || async {
         daemon.metric("sequex_published_messages_total", &[]).await > 500.0
     })

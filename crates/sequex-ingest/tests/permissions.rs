@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{btcusdt, eventually};
 use sequex_streams::{Configs, Mode, Provisioner};
-use sequex_testkit::{FakeBinance, NatsServer, Script, configs_dir, workspace_root};
+use sequex_testkit::{NatsServer, Script, configs_dir, workspace_root};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -206,33 +206,21 @@ async fn each_user_may_do_its_job_and_nothing_else() {
 #[tokio::test]
 async fn the_daemon_runs_as_ingest_and_the_tool_as_admin() {
     let server = server().await;
-    let (frames, expected) = btcusdt(200);
-    let fake = FakeBinance::start(Script {
-        frames,
-        ..Script::default()
-    })
-    .await
-    .unwrap();
     let (admin, _) = login(&server, "admin").await;
     Provisioner::new(admin.clone(), Configs::load(&configs_dir()).unwrap())
         .run(Mode::Apply)
         .await
         .unwrap();
-    let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
-    let daemon = common::start_daemon(&[
-        "--symbols",
-        "btcusdt",
-        "--ws-url",
-        &ws,
-        "--rest-url",
-        &rest,
-        "--nats-url",
-        &nats,
-        "--nats-user",
-        "ingest",
-        "--nats-password",
-        "ingest-secret",
-    ]);
+    let (frames, expected) = btcusdt(200);
+    let (_fake, daemon) = common::replay(
+        &server,
+        Script {
+            frames,
+            ..Script::default()
+        },
+        &["--nats-user", "ingest", "--nats-password", "ingest-secret"],
+    )
+    .await;
     eventually(
         Duration::from_secs(20),
         "RECORD holds every event",

@@ -100,11 +100,16 @@ pub fn daemon_args<'a>(fake: &'a str, nats: &'a str, extra: &[&'a str]) -> Vec<&
 /// Starts a fake Binance playing `script` and the daemon reading BTCUSDT from it (its
 /// REST API too, so that no test reaches the real one; plus `extra` flags) into `server`.
 pub async fn replay(server: &NatsServer, script: Script, extra: &[&str]) -> (FakeBinance, Daemon) {
+    replay_into(&server.url(), script, extra).await
+}
+
+/// [`replay`] into the server(s) at `nats` (comma-separated seeds).
+pub async fn replay_into(nats: &str, script: Script, extra: &[&str]) -> (FakeBinance, Daemon) {
     let fake = FakeBinance::start(script)
         .await
         .expect("start the fake Binance");
-    let (ws, nats, rest) = (fake.url(), server.url(), fake.rest_url());
-    let mut args = daemon_args(&ws, &nats, &["--rest-url", &rest]);
+    let (ws, rest) = (fake.url(), fake.rest_url());
+    let mut args = daemon_args(&ws, nats, &["--rest-url", &rest]);
     args.extend_from_slice(extra);
     let daemon = start_daemon(&args);
     (fake, daemon)
