@@ -46,6 +46,11 @@ pub struct Cli {
     #[arg(long, env = "SEQUEX_WS_URL")]
     pub ws_url: Option<String>,
 
+    /// A CA certificate (PEM, one or more) to trust for the exchange's TLS, beside the
+    /// system trust store (which `SSL_CERT_FILE` and `SSL_CERT_DIR` also set).
+    #[arg(long, env = "SEQUEX_WS_TLS_CA")]
+    pub ws_tls_ca: Option<PathBuf>,
+
     /// NATS server URL(s), comma-separated [default: $NATS_URL, else nats://127.0.0.1:4222].
     #[arg(long, env = "SEQUEX_NATS_URL")]
     pub nats_url: Option<String>,

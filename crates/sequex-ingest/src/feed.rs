@@ -63,6 +63,8 @@ pub(crate) struct Feed<V> {
     pub(crate) max_frame_bytes: usize,
     /// Where trade gaps go to be filled from the venue's REST API, if anywhere.
     pub(crate) backfill: Option<Backfill>,
+    /// Whom to trust for `wss://`.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
     /// What this feed last saw of [`Health::disconnects`] and [`Health::round_trips`].
     pub(crate) seen: Seen,
 }
@@ -172,15 +174,19 @@ impl<V: Venue> Feed<V> {
     /// One connection attempt, within the venue's connection-rate limit. Owns what it
     /// needs, so that a replacement can connect while this feed reads.
     fn connect(&self) -> impl Future<Output = Result<Socket, FeedError>> + use<V> {
-        let (url, limiter) = (self.url.clone(), self.limiter.clone());
+        let (url, limiter, tls) = (self.url.clone(), self.limiter.clone(), self.tls.clone());
         let ws_limit = self.max_frame_bytes.saturating_mul(WS_LIMIT_FACTOR);
         async move {
             let config = WebSocketConfig::default()
                 .max_message_size(Some(ws_limit))
                 .max_frame_size(Some(ws_limit));
             limiter.acquire().await;
-            let connect =
-                tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+            let connect = tokio_tungstenite::connect_async_tls_with_config(
+                url.as_str(),
+                Some(config),
+                true,
+                Some(tokio_tungstenite::Connector::Rustls(tls)),
+            );
             match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
                 Ok(Ok((socket, _))) => Ok(socket),
                 Ok(Err(e)) => Err(FeedError::Connect(e)),

@@ -25,6 +25,7 @@ mod http;
 mod route;
 mod sequence;
 mod telemetry;
+mod tls;
 mod venue;
 mod watch;
 
@@ -39,6 +40,7 @@ use tokio_util::task::TaskTracker;
 pub use bus::BusError;
 pub use config::{Cli, LogFormat};
 pub use telemetry::count_dropped_log_lines;
+pub use tls::TlsError;
 pub use venue::VenueId;
 
 /// What the benchmarks drive directly: the router, exactly as the feed runs it.
@@ -87,6 +89,9 @@ pub enum Error {
     /// The REST client of trade backfill could not be built.
     #[error("cannot build the REST client for trade backfill: {0}")]
     Rest(#[from] reqwest::Error),
+    /// The exchange's TLS cannot be verified with what is trusted.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// A feed stopped on a bug; the process exits so that its supervisor restarts it.
     #[error("a websocket feed panicked (a bug: please report it with the log); exiting")]
     FeedPanicked,
@@ -96,7 +101,7 @@ impl Error {
     /// 2 for what the operator must fix (configuration, streams), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Bus(_) | Error::MetricsAddr { .. } => 2,
+            Error::Bus(_) | Error::MetricsAddr { .. } | Error::Tls(_) => 2,
             Error::Metrics(_) | Error::Signals(_) | Error::Rest(_) | Error::FeedPanicked => 1,
         }
     }
@@ -144,6 +149,8 @@ async fn ingest(
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<(), Error> {
+    // Before anything connects: a CA file that cannot be used is a configuration error.
+    let tls = tls::client_config(cli.ws_tls_ca.as_deref())?;
     let Some(client) = bus::connect(cli, health.clone(), shutdown).await? else {
         return Ok(());
     };
@@ -182,7 +189,12 @@ async fn ingest(
     let panicked = CancellationToken::new();
     match cli.venue {
         VenueId::BinanceSpot => {
-            start_feeds::<BinanceSpot>(cli, &client, health, shutdown, &panicked, &feeds, tasks)?;
+            let shared = Shared {
+                client: &client,
+                health,
+                tls,
+            };
+            start_feeds::<BinanceSpot>(cli, &shared, shutdown, &panicked, &feeds, tasks)?;
         }
     }
     feeds.close();
@@ -207,15 +219,26 @@ async fn ingest(
 
 /// Splits the streams over connections and starts one feed per connection, and the
 /// trade backfill they share. A feed that panics cancels `panicked` and `shutdown`.
+/// What every feed shares.
+struct Shared<'a> {
+    client: &'a async_nats::Client,
+    health: &'a Arc<Health>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
 fn start_feeds<V: Venue + RestTrades>(
     cli: &Cli,
-    client: &async_nats::Client,
-    health: &Arc<Health>,
+    shared: &Shared<'_>,
     shutdown: &CancellationToken,
     panicked: &CancellationToken,
     feeds: &TaskTracker,
     tasks: &TaskTracker,
 ) -> Result<(), Error> {
+    let &Shared {
+        client,
+        health,
+        ref tls,
+    } = shared;
     let queue_bytes = usize::try_from(cli.publish_queue_bytes).unwrap_or(usize::MAX);
     let backfill = (cli.backfill_max_trades > 0 && cli.channels.contains(&Channel::Trade))
         .then(|| {
@@ -275,6 +298,7 @@ fn start_feeds<V: Venue + RestTrades>(
             stale_after: cli.stale_after,
             max_frame_bytes: usize::try_from(cli.max_frame_bytes).unwrap_or(usize::MAX),
             backfill: backfill.clone(),
+            tls: tls.clone(),
             seen: feed::Seen::default(),
         };
         let (shutdown, panicked) = (shutdown.clone(), panicked.clone());

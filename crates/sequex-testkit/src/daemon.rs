@@ -21,9 +21,15 @@ impl Daemon {
     /// Starts `bin` (a `sequex-ingest` build) with `args` and a free `--metrics-addr`.
     /// Its log goes to this process's stderr and to [`Daemon::logs`].
     pub fn start(bin: &Path, args: &[&str]) -> Daemon {
+        Self::start_with_env(bin, args, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let metrics_addr = free_addr();
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .args(["--metrics-addr", &metrics_addr])
             .env_remove("NATS_URL")
             .stdin(Stdio::null())

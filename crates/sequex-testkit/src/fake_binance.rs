@@ -77,6 +77,7 @@ struct State {
 /// A running fake server; stops on drop.
 #[derive(Debug)]
 pub struct FakeBinance {
+    tls: bool,
     addr: SocketAddr,
     rest_addr: SocketAddr,
     state: Arc<State>,
@@ -87,15 +88,43 @@ pub struct FakeBinance {
 impl FakeBinance {
     /// Starts serving `script` on a free loopback port.
     pub async fn start(script: Script) -> Result<Self, Error> {
+        Self::start_with(script, None).await
+    }
+
+    /// Starts serving `script` over `wss://`, with the certificate of `acceptor`.
+    pub async fn start_tls(
+        script: Script,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Result<Self, Error> {
+        Self::start_with(script, Some(acceptor)).await
+    }
+
+    async fn start_with(
+        script: Script,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Result<Self, Error> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let script = Arc::new(script);
         let task = tokio::spawn({
-            let (state, script) = (state.clone(), script.clone());
+            let (state, script, tls) = (state.clone(), script.clone(), tls.clone());
             async move {
                 while let Ok((tcp, _)) = listener.accept().await {
-                    tokio::spawn(serve(tcp, script.clone(), state.clone()));
+                    // Without it, Nagle and delayed acks hold small frames for 40 ms.
+                    let _ = tcp.set_nodelay(true);
+                    let (script, state) = (script.clone(), state.clone());
+                    match &tls {
+                        None => drop(tokio::spawn(serve(tcp, script, state))),
+                        Some(acceptor) => {
+                            let acceptor = acceptor.clone();
+                            tokio::spawn(async move {
+                                if let Ok(stream) = acceptor.accept(tcp).await {
+                                    serve(stream, script, state).await;
+                                }
+                            });
+                        }
+                    }
                 }
             }
         });
@@ -110,6 +139,7 @@ impl FakeBinance {
             }
         });
         Ok(FakeBinance {
+            tls: tls.is_some(),
             addr,
             rest_addr,
             state,
@@ -134,7 +164,8 @@ impl FakeBinance {
 
     /// The base URL to pass as `--ws-url`.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Websocket connections accepted so far.
@@ -229,9 +260,10 @@ fn historical_trades(frames: &[CapturedFrame], target: &str) -> String {
     serde_json::Value::from(trades).to_string()
 }
 
-async fn serve(tcp: TcpStream, script: Arc<Script>, state: Arc<State>) {
-    // Without it, Nagle and delayed acks hold small frames for 40 ms.
-    let _ = tcp.set_nodelay(true);
+async fn serve<S>(tcp: S, script: Arc<Script>, state: Arc<State>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let mut path = String::new();
     // The callback's signature is tungstenite's; its error type is not ours to shrink.
     #[allow(clippy::result_large_err)]

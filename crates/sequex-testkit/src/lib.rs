@@ -5,7 +5,8 @@
 //! - [`cluster`]: three of them routed into one JetStream cluster.
 //! - [`capture`]: the real Binance captures in `shared/fixtures/binance/`.
 //! - [`daemon`]: a `sequex-ingest` child process, its probes and metrics.
-//! - [`fake_binance`]: a websocket server that replays them like Binance does.
+//! - [`fake_binance`]: a websocket server that replays them like Binance does (also over
+//!   `wss://` with a certificate of [`tls`]'s test CA).
 //! - [`provision`]: applies the files in `configs/` to a server through the JetStream API,
 //!   as `nats stream add --config` / `nats consumer add --config` would.
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod daemon;
 pub mod fake_binance;
 pub mod nats_server;
 pub mod provision;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

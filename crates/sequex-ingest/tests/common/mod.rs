@@ -26,11 +26,17 @@ where
 
 /// Starts the `sequex-ingest` built for these tests, with debug logs.
 pub fn start_daemon(args: &[&str]) -> Daemon {
+    start_daemon_with_env(args, &[])
+}
+
+/// [`start_daemon`] with extra environment variables.
+pub fn start_daemon_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
     let mut all = args.to_vec();
     all.extend(["--log", "info,sequex_ingest=debug"]);
-    Daemon::start(
+    Daemon::start_with_env(
         std::path::Path::new(env!("CARGO_BIN_EXE_sequex-ingest")),
         &all,
+        env,
     )
 }
 
