@@ -152,6 +152,12 @@ pub struct Cli {
     #[arg(long, env = "SEQUEX_BACKFILL_MAX_TRADES", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub backfill_max_trades: u64,
 
+    /// Log a summary line this often: messages per second per channel, drops, gaps and
+    /// reconnects since the last line (what an operator reads first in `journalctl`);
+    /// `0` turns it off (otherwise 1s to 24h).
+    #[arg(long, env = "SEQUEX_SUMMARY_INTERVAL", default_value = "60s", value_parser = summary_interval)]
+    pub summary_interval: Duration,
+
     /// Log format.
     #[arg(long, env = "SEQUEX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -232,6 +238,13 @@ fn duration_between(
             ));
         }
         Ok(d)
+    }
+}
+
+fn summary_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Ok(Duration::ZERO),
+        _ => duration_between(1, 24 * 3600)(s),
     }
 }
 

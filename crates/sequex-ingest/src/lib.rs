@@ -131,6 +131,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         shutdown.clone(),
         tasks.clone(),
     ));
+    if !cli.summary_interval.is_zero() {
+        tasks.spawn(telemetry::summarize(
+            metrics.clone(),
+            cli.summary_interval,
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(upkeep(metrics, shutdown.clone()));
     if cli.busy_poll {
         tasks.spawn(busy_poll(shutdown.clone()));

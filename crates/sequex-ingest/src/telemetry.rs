@@ -165,6 +165,73 @@ pub(crate) fn refresh() {
     }
 }
 
+/// Logs, every `interval`, what an operator wants first: messages per second per channel,
+/// and the drops, gaps and reconnects since the last line. Read from the same counters
+/// `/metrics` serves, so the two never disagree.
+pub(crate) async fn summarize(
+    metrics: PrometheusHandle,
+    interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    let mut last = Totals::read(&metrics.render());
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = Totals::read(&metrics.render());
+        let secs = interval.as_secs_f64();
+        tracing::info!(
+            trade_per_s = (now.published[0] - last.published[0]) / secs,
+            depth_per_s = (now.published[1] - last.published[1]) / secs,
+            dropped = now.dropped - last.dropped,
+            gaps = now.gaps - last.gaps,
+            reconnects = now.reconnects - last.reconnects,
+            frame_errors = now.frame_errors - last.frame_errors,
+            period = ?interval,
+            "summary"
+        );
+        last = now;
+    }
+}
+
+/// The counters the summary line reports, summed over their labels.
+#[derive(Debug, Default)]
+struct Totals {
+    published: [f64; 2],
+    dropped: f64,
+    gaps: f64,
+    reconnects: f64,
+    frame_errors: f64,
+}
+
+impl Totals {
+    /// Reads them from the Prometheus text `/metrics` serves.
+    fn read(text: &str) -> Self {
+        let sum = |name: &str, label: Option<&str>| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+                .filter(|l| label.is_none_or(|want| l.contains(want)))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Totals {
+            published: Channel::ALL.map(|c| {
+                sum(
+                    names::PUBLISHED,
+                    Some(&format!("channel=\"{}\"", c.as_str())),
+                )
+            }),
+            dropped: sum(names::DROPPED, None),
+            gaps: sum(names::GAPS, None),
+            reconnects: sum(names::RECONNECTS, None),
+            frame_errors: sum(names::FRAME_ERRORS, None),
+        }
+    }
+}
+
 /// Why a message was lost before reaching NATS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DropReason {

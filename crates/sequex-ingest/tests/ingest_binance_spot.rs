@@ -559,3 +559,47 @@ async fn a_missing_trade_is_flagged_on_the_next_message() {
         1.0
     );
 }
+
+/// Every `--summary-interval` one line says what flowed: per channel messages per second,
+/// drops, gaps, reconnects.
+#[tokio::test]
+async fn a_summary_line_says_what_flowed() {
+    let (server, _client) = bus().await;
+    let (frames, _) = btcusdt(3000);
+    let (_fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            pace: Some(Duration::from_millis(1)),
+            ..Script::default()
+        },
+        &["--summary-interval", "1s"],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "a summary line with trades",
+        || async {
+            daemon.logs().lines().any(|l| {
+                l.contains("summary")
+                    && l.contains("dropped=0")
+                    && l.contains("gaps=0")
+                    && l.split("trade_per_s=")
+                        .nth(1)
+                        .and_then(|v| v.split(' ').next()?.parse::<f64>().ok())
+                        .is_some_and(|v| v > 0.0)
+            })
+        },
+    )
+    .await;
+    let quiet = start_daemon(&[
+        "--symbols",
+        "btcusdt",
+        "--summary-interval",
+        "0",
+        "--nats-url",
+        "nats://127.0.0.1:9",
+    ]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!quiet.logs().contains("summary"), "0 turns it off");
+}
