@@ -27,3 +27,28 @@ ensure_nats_server() {
   export NATS_SERVER_BIN="$bin"
   echo "using $("$bin" --version) at $bin"
 }
+
+# promtool, to check and unit-test the alert rules: extracted from Debian's prometheus
+# package into .tools/promtool (installing the package would start a Prometheus server).
+# An explicit PROMTOOL_BIN wins.
+ensure_promtool() {
+  if [ -n "${PROMTOOL_BIN:-}" ]; then
+    return
+  fi
+  local bin="$TOOLS_DIR/promtool/usr/bin/promtool"
+  if [ ! -x "$bin" ]; then
+    echo "installing promtool (Debian's prometheus package, extracted) into $TOOLS_DIR/promtool"
+    local tmp
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
+          || { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null; }; }); then
+      echo "error: could not download Debian's prometheus package for promtool; install promtool yourself and set PROMTOOL_BIN" >&2
+      exit 1
+    fi
+    rm -rf "$TOOLS_DIR/promtool"
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$TOOLS_DIR/promtool"
+    rm -rf "$tmp"
+  fi
+  export PROMTOOL_BIN="$bin"
+  echo "using $("$bin" --version 2>&1 | head -1) at $bin"
+}

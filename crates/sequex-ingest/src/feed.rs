@@ -293,7 +293,6 @@ impl<V: Venue> Feed<V> {
             Ok(Routed::Message(routed)) => {
                 let RoutedMessage {
                     message,
-                    channel,
                     event_time_ms,
                     gap,
                     reset,
@@ -312,7 +311,7 @@ impl<V: Venue> Feed<V> {
                             self.flagged(commit, gap, reset);
                         }
                         self.telemetry.published(
-                            channel,
+                            Router::<V>::stream_index(commit),
                             event_time_ms,
                             received_ns,
                             received.into_std(),

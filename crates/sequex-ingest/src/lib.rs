@@ -299,7 +299,7 @@ fn start_feeds<V: Venue + RestTrades>(
             url: V::connect_url(base, &names),
             router: Router::new(chunk, cli.depth_speed, !cli.no_headers),
             publisher: Publisher::new(client.clone(), queue_bytes),
-            telemetry: FeedTelemetry::new(V::ID, i),
+            telemetry: FeedTelemetry::new(V::ID, i, chunk),
             health: health.clone(),
             limiter: limiter.clone(),
             stale_after: cli.stale_after,

@@ -67,8 +67,6 @@ pub enum Routed {
 pub struct RoutedMessage {
     /// The message.
     pub message: OutboundMessage,
-    /// Its channel.
-    pub channel: Channel,
     /// The exchange event time, ms.
     pub event_time_ms: u64,
     /// The ids missing before it, if any.
@@ -155,7 +153,6 @@ impl<V: Venue> Router<V> {
                 reply: None,
                 headers,
             },
-            channel: route.spec.channel,
             event_time_ms: fields.event_time_ms,
             gap,
             reset,
@@ -190,6 +187,12 @@ impl<V: Venue> Router<V> {
     #[cold]
     pub(crate) fn rewind(&mut self) {
         self.routes.iter_mut().for_each(|r| r.sequence.rewind());
+    }
+
+    /// The position of its stream in [`Router::streams`].
+    #[inline(always)]
+    pub fn stream_index(commit: Commit) -> usize {
+        commit.route
     }
 
     /// The stream a routed message belongs to.

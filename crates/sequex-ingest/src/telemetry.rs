@@ -1,5 +1,5 @@
 //! Every metric name and every log line about data lives here; call sites say what
-//! happened (`telemetry.published(channel, received)`), not how it is recorded.
+//! happened (`telemetry.published(stream, received)`), not how it is recorded.
 //!
 //! Labels are bounded: `venue`, `channel`, `reason`, `stream`. Per-message events log at
 //! `trace`; a lost or skipped message is counted every time and logged at most once a
@@ -11,6 +11,7 @@ use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use sequex_subjects::{Channel, Symbol};
 
+use crate::route::StreamSpec;
 use crate::venue::FrameError;
 
 /// Metric names, `sequex_<noun>_<unit>`.
@@ -285,6 +286,15 @@ pub(crate) enum ReconnectReason {
 }
 
 impl ReconnectReason {
+    const ALL: [ReconnectReason; 6] = [
+        ReconnectReason::ConnectFailed,
+        ReconnectReason::Error,
+        ReconnectReason::Closed,
+        ReconnectReason::Stale,
+        ReconnectReason::ServerShutdown,
+        ReconnectReason::Lifetime,
+    ];
+
     /// The bounded `reason` label.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -321,13 +331,15 @@ pub(crate) struct FeedTelemetry {
     connection: usize,
     frames: Counter,
     frame_bytes: Counter,
-    published: [Counter; 2],
+    /// Per stream of the feed, in the router's order.
+    published: Vec<Counter>,
     duplicates: Counter,
     gaps: [Counter; 2],
     resets: [Counter; 2],
     out_of_sequence: [Counter; 2],
     dropped: [Counter; DropReason::ALL.len()],
     frame_errors: [Counter; FrameError::REASONS.len()],
+    reconnects: [Counter; ReconnectReason::ALL.len()],
     exchange_to_receive: Histogram,
     receive_to_publish: Histogram,
     live: Gauge,
@@ -338,7 +350,7 @@ pub(crate) struct FeedTelemetry {
 
 impl FeedTelemetry {
     /// Registers the handles of connection number `connection` of `venue`.
-    pub(crate) fn new(venue: &'static str, connection: usize) -> Self {
+    pub(crate) fn new(venue: &'static str, connection: usize, streams: &[StreamSpec]) -> Self {
         let per_channel = |name: &'static str| {
             Channel::ALL.map(|c| counter!(name, "venue" => venue, "channel" => c.as_str()))
         };
@@ -347,7 +359,14 @@ impl FeedTelemetry {
             connection,
             frames: counter!(names::FRAMES, "venue" => venue),
             frame_bytes: counter!(names::FRAME_BYTES, "venue" => venue),
-            published: per_channel(names::PUBLISHED),
+            // Per symbol: the symbols are bounded by the configuration.
+            published: streams
+                .iter()
+                .map(|s| {
+                    counter!(names::PUBLISHED, "venue" => venue, "channel" => s.channel.as_str(),
+                        "symbol" => s.symbol.to_string())
+                })
+                .collect(),
             duplicates: counter!(names::DUPLICATES, "venue" => venue),
             gaps: per_channel(names::GAPS),
             resets: per_channel(names::RESETS),
@@ -356,6 +375,8 @@ impl FeedTelemetry {
                 .map(|r| counter!(names::DROPPED, "venue" => venue, "reason" => r.as_str())),
             frame_errors: FrameError::REASONS
                 .map(|r| counter!(names::FRAME_ERRORS, "venue" => venue, "reason" => r)),
+            reconnects: ReconnectReason::ALL
+                .map(|r| counter!(names::RECONNECTS, "venue" => venue, "reason" => r.as_str())),
             exchange_to_receive: histogram!(names::EXCHANGE_TO_RECEIVE, "venue" => venue),
             receive_to_publish: histogram!(names::RECEIVE_TO_PUBLISH, "venue" => venue),
             live: gauge!(names::FEEDS_LIVE, "venue" => venue),
@@ -374,18 +395,18 @@ impl FeedTelemetry {
     /// A message was handed to NATS.
     pub(crate) fn published(
         &self,
-        channel: Channel,
+        stream: usize,
         event_time_ms: u64,
         received_ns: u64,
         received: Instant,
     ) {
-        self.published[channel as usize].increment(1);
+        self.published[stream].increment(1);
         let exchange_ns = event_time_ms.saturating_mul(1_000_000);
         self.exchange_to_receive
             .record(received_ns.saturating_sub(exchange_ns) as f64 * 1e-9);
         self.receive_to_publish
             .record(received.elapsed().as_secs_f64());
-        tracing::trace!(venue = self.venue, %channel, "published");
+        tracing::trace!(venue = self.venue, stream, "published");
     }
 
     /// An event was skipped as already published.
@@ -497,8 +518,7 @@ impl FeedTelemetry {
         if was_live {
             self.live.decrement(1.0);
         }
-        counter!(names::RECONNECTS, "venue" => self.venue, "reason" => reason.as_str())
-            .increment(1);
+        self.reconnects[reason as usize].increment(1);
         if reason.is_planned() {
             tracing::info!(
                 venue = self.venue,
@@ -539,5 +559,31 @@ impl LogLimit {
                 Some(std::mem::take(&mut self.suppressed))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_arrays_follow_the_enums() {
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "{reason:?}");
+        }
+        for (i, reason) in ReconnectReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, i, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn the_summary_reads_counters_over_their_labels() {
+        let text = "sequex_published_messages_total{venue=\"binance-spot\",channel=\"trade\"} 7\n\
+            sequex_published_messages_total{venue=\"binance-spot\",channel=\"depth\"} 3\n\
+            sequex_dropped_messages_total{venue=\"binance-spot\",reason=\"queue_full\"} 2\n\
+            sequex_dropped_messages_total{venue=\"binance-spot\",reason=\"no_stream\"} 5\n";
+        let totals = Totals::read(text);
+        assert_eq!(totals.published, [7.0, 3.0]);
+        assert_eq!(totals.dropped, 7.0);
     }
 }
