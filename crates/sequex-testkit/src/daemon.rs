@@ -29,9 +29,9 @@ impl Daemon {
         let metrics_addr = free_addr();
         let mut child = Command::new(bin)
             .args(args)
-            .envs(env.iter().copied())
             .args(["--metrics-addr", &metrics_addr])
             .env_remove("NATS_URL")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

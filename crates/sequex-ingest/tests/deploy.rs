@@ -1,0 +1,227 @@
+//! The files under `deploy/` against what they deploy: the systemd units pass
+//! `systemd-analyze verify`, and the daemon started with exactly its unit's command line
+//! and environment file reaches ready; the alert rules pass `promtool check rules` and
+//! their unit tests, and every metric the rules and the dashboard name exists in the
+//! daemon's `/metrics` after a replay, so that they cannot drift apart.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{btcusdt, bus, eventually, replay};
+use sequex_testkit::{Script, workspace_root};
+
+fn monitoring() -> PathBuf {
+    workspace_root().join("deploy/monitoring")
+}
+
+/// `$PROMTOOL_BIN`, else the one `scripts/test` extracts into `.tools/`.
+fn promtool() -> PathBuf {
+    let bin = std::env::var_os("PROMTOOL_BIN").map_or_else(
+        || workspace_root().join(".tools/promtool/usr/bin/promtool"),
+        PathBuf::from,
+    );
+    assert!(
+        bin.is_file(),
+        "promtool not found at {}: run scripts/test (it extracts Debian's) or set PROMTOOL_BIN",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new(promtool())
+            .args(args)
+            .current_dir(monitoring())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.contains("SUCCESS"),
+            "promtool {args:?}: {said}"
+        );
+    }
+}
+
+/// The `sequex_*` metric names a file mentions, histogram series mapped to their metric.
+fn metric_names(file: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(monitoring().join(file)).unwrap();
+    let mut names = BTreeSet::new();
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("sequex_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_string();
+        // `sequex-ingest` (the job) and `sequex_` alone are not metrics.
+        if name.len() > "sequex_".len() {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_metric_the_rules_and_the_dashboard_use_exists() {
+    let (server, _client) = bus().await;
+    let (frames, expected) = btcusdt(500);
+    let (_fake, daemon) = replay(
+        &server,
+        Script {
+            frames,
+            ..Script::default()
+        },
+        &[],
+    )
+    .await;
+    eventually(Duration::from_secs(30), "published", || async {
+        daemon.metric("sequex_published_messages_total", &[]).await >= expected.len() as f64
+    })
+    .await;
+    // The stream watcher's gauges appear after its first samples.
+    eventually(Duration::from_secs(20), "the watcher's gauges", || async {
+        daemon.get("/metrics").await.is_some_and(|(_, body)| {
+            body.contains("sequex_bus_lost_messages_estimate")
+                && body.contains("sequex_stream_source_lag_seconds")
+        })
+    })
+    .await;
+    let (_, body) = daemon.get("/metrics").await.unwrap();
+    let exported: BTreeSet<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("sequex_"))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|n| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(n)
+        })
+        .collect();
+    for file in ["alerts.yml", "dashboard.json"] {
+        let used = metric_names(file);
+        assert!(used.len() >= 10, "{file}: {used:?}");
+        let missing: Vec<&String> = used
+            .iter()
+            .filter(|n| !exported.contains(n.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{file} uses metrics the daemon does not export: {missing:?}"
+        );
+    }
+}
+
+/// A unit of `deploy/systemd/`, with the binaries it runs pointed at this build's (and
+/// the drop-ins of its `.d/` folder appended, as systemd would merge them).
+fn unit_for_this_build(name: &str) -> String {
+    let dir = workspace_root().join("deploy/systemd");
+    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_sequex-ingest"));
+    let bin_dir = bin_dir.parent().unwrap().display().to_string();
+    let nats = sequex_testkit::nats_server::nats_server_bin().unwrap();
+    let mut text = std::fs::read_to_string(dir.join(name)).unwrap();
+    if let Ok(dropins) = std::fs::read_dir(dir.join(format!("{name}.d"))) {
+        for dropin in dropins {
+            text.push('\n');
+            text.push_str(&std::fs::read_to_string(dropin.unwrap().path()).unwrap());
+        }
+    }
+    text.replace("/usr/local/bin/nats-server", &nats.display().to_string())
+        .replace("/usr/local/bin/", &format!("{bin_dir}/"))
+}
+
+#[test]
+fn every_systemd_unit_passes_systemd_analyze_verify() {
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        panic!("systemd-analyze is missing: apt-get install systemd");
+    };
+    assert!(version.status.success());
+    let dir = std::env::temp_dir().join(format!("sequex-units-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for unit in [
+        "nats-server.service",
+        "sequex-ingest.service",
+        "sequex-streams.service",
+    ] {
+        let path = dir.join(unit);
+        std::fs::write(&path, unit_for_this_build(unit)).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "{unit}: {said}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_daemon_started_as_its_unit_says_reaches_ready() {
+    let unit = unit_for_this_build("sequex-ingest.service");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in the unit");
+    let mut words = exec.split_whitespace();
+    let bin = words.next().unwrap().to_string();
+    let args: Vec<&str> = words.collect();
+    let env_file =
+        std::fs::read_to_string(workspace_root().join("deploy/systemd/sequex-ingest.env")).unwrap();
+    let (server, _client) = bus().await;
+    let (frames, _) = btcusdt(300);
+    let fake = sequex_testkit::FakeBinance::start(Script {
+        frames,
+        ..Script::default()
+    })
+    .await
+    .unwrap();
+    let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
+    // The environment file as systemd reads it; only the addresses change, to this test's.
+    let mut env: Vec<(String, String)> = env_file
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert!(
+        env.iter().any(|(k, _)| k == "SEQUEX_SYMBOLS"),
+        "the env file sets the symbols"
+    );
+    for (k, v) in [
+        ("NATS_URL", nats.as_str()),
+        ("SEQUEX_WS_URL", &ws),
+        ("SEQUEX_REST_URL", &rest),
+    ] {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    env.retain(|(k, _)| k != "SEQUEX_METRICS_ADDR");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let daemon = sequex_testkit::Daemon::start_with_env(std::path::Path::new(&bin), &args, &env);
+    eventually(Duration::from_secs(30), "ready", || daemon.ready()).await;
+    assert!(
+        daemon.logs().lines().any(|l| l.starts_with('{')),
+        "--log-format json, as the unit says"
+    );
+}
