@@ -225,3 +225,66 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
         "--log-format json, as the unit says"
     );
 }
+
+/// The offline demo's replay server (`scripts/run --demo`): a real binary that loops the
+/// capture with rising ids, so that the daemon sees one continuous feed across rounds.
+#[tokio::test]
+async fn the_replay_server_loops_the_capture_as_one_continuous_feed() {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_sequex-ingest")).with_file_name("sequex-replay");
+    assert!(
+        bin.is_file(),
+        "{} is missing: cargo build -p sequex-replay",
+        bin.display()
+    );
+    let capture =
+        sequex_testkit::capture::fixtures_dir().join(sequex_testkit::capture::SPOT_BTCUSDT);
+    let mut replay = tokio::process::Command::new(bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--rest-listen",
+            "127.0.0.1:0",
+            "--fast",
+            "--capture",
+        ])
+        .arg(capture)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = tokio::io::BufReader::new(replay.stdout.take().unwrap());
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)
+        .await
+        .unwrap();
+    // "replaying N frames at ws://ADDR (REST http://ADDR); ..."
+    let ws = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap()
+        .to_string();
+    let rest = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap();
+    let rest = rest.trim_end_matches([')', ';']).to_string();
+
+    let (server, client) = bus().await;
+    let seen = common::collect(&client).await;
+    let one_round = btcusdt(usize::MAX).0.len();
+    let nats = server.url();
+    let _daemon = common::start_daemon(&[
+        "--symbols",
+        "btcusdt",
+        "--ws-url",
+        &ws,
+        "--rest-url",
+        &rest,
+        "--nats-url",
+        &nats,
+    ]);
+    common::all_arrive(&seen, one_round * 2 + 100, 120).await;
+    let messages = common::stored(&seen.lock().unwrap());
+    let holes = common::assert_every_hole_flagged(&messages, common::Flags::Exact);
+    assert_eq!(holes, 0, "two rounds and more, without a gap");
+}

@@ -3,30 +3,26 @@
 //! # Layout
 //! - [`nats_server`]: a real `nats-server` child per test, on a free loopback port.
 //! - [`cluster`]: three of them routed into one JetStream cluster.
-//! - [`capture`]: the real Binance captures in `shared/fixtures/binance/`.
+//! - `capture`, `fake_binance`: the captures and the fake exchange, from `sequex-replay`.
 //! - [`daemon`]: a `sequex-ingest` child process, its probes and metrics.
-//! - [`fake_binance`]: a websocket server that replays them like Binance does (also over
-//!   `wss://` with a certificate of [`tls`]'s test CA).
+//! - [`tls`]: a test CA, for the fake exchange over `wss://`.
 //! - [`provision`]: applies the files in `configs/` to a server through the JetStream API,
 //!   as `nats stream add --config` / `nats consumer add --config` would.
 #![warn(missing_docs)]
 
-pub mod capture;
 pub mod cluster;
 pub mod daemon;
-pub mod fake_binance;
 pub mod nats_server;
 pub mod provision;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
 
-pub use capture::CapturedFrame;
 pub use cluster::NatsCluster;
 pub use daemon::Daemon;
-pub use fake_binance::{FakeBinance, Rest, Script};
 pub use nats_server::NatsServer;
 pub use provision::{CONSUMER_FILES, STREAM_FILES, provision_all};
+pub use sequex_replay::{CapturedFrame, FakeBinance, Rest, Script, capture, fake_binance};
 
 /// Why test support could not do its job.
 #[derive(Debug, thiserror::Error)]

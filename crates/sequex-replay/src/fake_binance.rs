@@ -50,7 +50,18 @@ pub struct Script {
     /// each get every event (redundant daemons); `overlap` and `drop_after` then do not
     /// apply.
     pub each_from_start: bool,
+    /// Pause between frames as long as the capture did (at most a second): the real pace.
+    pub real_pace: bool,
+    /// After the last frame, start again, with trade and update ids and event times moved
+    /// past the previous round's, so that a consumer sees one continuous feed.
+    pub looping: bool,
 }
+
+/// A free port on loopback.
+const LOOPBACK_ANY: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    0,
+));
 
 /// How the fake REST endpoint answers `GET /api/v3/historicalTrades`.
 #[derive(Clone, Debug, Default)]
@@ -88,7 +99,16 @@ pub struct FakeBinance {
 impl FakeBinance {
     /// Starts serving `script` on a free loopback port.
     pub async fn start(script: Script) -> Result<Self, Error> {
-        Self::start_with(script, None).await
+        Self::start_with(script, None, LOOPBACK_ANY, LOOPBACK_ANY).await
+    }
+
+    /// Starts serving `script` with the websocket on `listen` and REST on `rest_listen`.
+    pub async fn start_on(
+        script: Script,
+        listen: SocketAddr,
+        rest_listen: SocketAddr,
+    ) -> Result<Self, Error> {
+        Self::start_with(script, None, listen, rest_listen).await
     }
 
     /// Starts serving `script` over `wss://`, with the certificate of `acceptor`.
@@ -96,14 +116,16 @@ impl FakeBinance {
         script: Script,
         acceptor: tokio_rustls::TlsAcceptor,
     ) -> Result<Self, Error> {
-        Self::start_with(script, Some(acceptor)).await
+        Self::start_with(script, Some(acceptor), LOOPBACK_ANY, LOOPBACK_ANY).await
     }
 
     async fn start_with(
         script: Script,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        listen: SocketAddr,
+        rest_listen: SocketAddr,
     ) -> Result<Self, Error> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let script = Arc::new(script);
@@ -128,7 +150,7 @@ impl FakeBinance {
                 }
             }
         });
-        let rest = TcpListener::bind("127.0.0.1:0").await?;
+        let rest = TcpListener::bind(rest_listen).await?;
         let rest_addr = rest.local_addr()?;
         let rest_task = tokio::spawn({
             let state = state.clone();
@@ -338,6 +360,8 @@ where
         *reached = (*reached).max(next);
     }
     let mut sent_here = 0usize;
+    let shift = Shift::of(&frames);
+    let mut round = 0u64;
     if let Some(delay) = script.start_delay {
         tokio::time::sleep(delay).await;
     }
@@ -382,14 +406,26 @@ where
                 return;
             }
         }
-        if tx
-            .send(Message::text(frames[next].text.clone()))
-            .await
-            .is_err()
-        {
+        let text = match round {
+            0 => frames[next].text.clone(),
+            n => shift.apply(&frames[next].text, n),
+        };
+        if tx.send(Message::text(text)).await.is_err() {
             break;
         }
+        if script.real_pace
+            && let Some(following) = frames.get(next + 1)
+        {
+            let gap = following
+                .received_ns
+                .saturating_sub(frames[next].received_ns);
+            tokio::time::sleep(Duration::from_nanos(gap).min(Duration::from_secs(1))).await;
+        }
         next += 1;
+        if script.looping && next == frames.len() {
+            next = 0;
+            round += 1;
+        }
         sent_here += 1;
         {
             let mut all = state.furthest.lock().expect("not poisoned");
@@ -401,4 +437,56 @@ where
         }
     }
     reader.abort();
+}
+
+/// How far one round of a looping replay moves ids and times: past the whole capture, so
+/// that trade ids and depth update ids (`U` of a round's first event = the previous round's
+/// last `u` + 1) stay continuous and times keep rising.
+#[derive(Debug, Default)]
+struct Shift {
+    /// Each key (`t`, `U`, `u`, `E`, `T`) and how far a round moves it.
+    spans: Vec<(&'static str, u64)>,
+}
+
+impl Shift {
+    /// Keys that move together, and the gap a round leaves after the last value.
+    const GROUPS: [(&'static [&'static str], u64); 3] =
+        [(&["t"], 1), (&["U", "u"], 1), (&["E", "T"], 1000)];
+
+    fn of(frames: &[&CapturedFrame]) -> Self {
+        let mut spans = Vec::new();
+        for (keys, gap) in Self::GROUPS {
+            let values = frames
+                .iter()
+                .flat_map(|f| keys.iter().filter_map(|key| field(&f.text, key)));
+            let (lo, hi) = values.fold((u64::MAX, 0), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let span = if lo > hi { 0 } else { hi - lo + gap };
+            spans.extend(keys.iter().map(|key| (*key, span)));
+        }
+        Shift { spans }
+    }
+
+    /// `text` with every shifted field moved `round` spans on.
+    fn apply(&self, text: &str, round: u64) -> String {
+        let mut text = text.to_string();
+        for (key, span) in &self.spans {
+            if let Some(value) = field(&text, key) {
+                let pattern = format!("\"{key}\":{value}");
+                let moved = format!("\"{key}\":{}", value + span * round);
+                text = text.replacen(&pattern, &moved, 1);
+            }
+        }
+        text
+    }
+}
+
+/// The unsigned integer value of `"key":` in a frame, if any.
+fn field(text: &str, key: &str) -> Option<u64> {
+    let pattern = format!("\"{key}\":");
+    let at = text.find(&pattern)? + pattern.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }

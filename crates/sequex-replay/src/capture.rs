@@ -53,15 +53,23 @@ pub fn fixtures_dir() -> PathBuf {
     )
 }
 
-/// Loads every websocket frame of a capture (the REST snapshot line is left out).
+/// Loads every websocket frame of a capture of the fixtures folder (the REST snapshot line
+/// is left out).
 pub fn load(name: &str) -> Result<Vec<CapturedFrame>, Error> {
     let path = fixtures_dir().join(name);
-    let file = std::fs::File::open(&path).map_err(|e| {
-        Error::Setup(format!(
-            "cannot open capture {}: {e}; set {FIXTURES_ENV} to the folder holding the Binance captures",
+    load_file(&path).map_err(|e| match e {
+        Error::Io(e) => Error::Setup(format!(
+            "cannot read capture {}: {e}; set {FIXTURES_ENV} to the folder holding the Binance captures",
             path.display()
-        ))
-    })?;
+        )),
+        other => other,
+    })
+}
+
+/// Loads every websocket frame of the capture at `path`.
+pub fn load_file(path: &std::path::Path) -> Result<Vec<CapturedFrame>, Error> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Setup(format!("cannot open capture {}: {e}", path.display())))?;
     let mut frames = Vec::new();
     for line in BufReader::new(flate2::read::GzDecoder::new(file)).lines() {
         let line = line?;
