@@ -52,3 +52,30 @@ ensure_promtool() {
   export PROMTOOL_BIN="$bin"
   echo "using $("$bin" --version 2>&1 | head -1) at $bin"
 }
+
+# A Docker engine for the deploy test (scripts/test-docker): the one running, else
+# Debian's docker.io started here (as root). Sets DOCKER_WHY and returns 1 when there is
+# none to be had.
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    DOCKER_WHY="no Docker engine answers and this user cannot start one (not root)"
+    return 1
+  fi
+  if ! command -v dockerd >/dev/null || ! command -v docker-compose >/dev/null || ! command -v debootstrap >/dev/null; then
+    echo "installing Docker (Debian's docker.io, docker-compose, debootstrap)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap; } >/dev/null 2>&1 \
+      || { DOCKER_WHY="apt-get install docker.io docker-compose debootstrap failed"; return 1; }
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    mkdir -p "$TOOLS_DIR"
+    (dockerd >"$TOOLS_DIR/dockerd.log" 2>&1 &)
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    DOCKER_WHY="dockerd did not start (see $TOOLS_DIR/dockerd.log)"
+    return 1
+  fi
+}

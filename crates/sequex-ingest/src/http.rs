@@ -89,3 +89,39 @@ async fn answer(
     stream.write_all(body.as_bytes()).await?;
     stream.shutdown().await
 }
+
+/// `sequex-ingest healthcheck`: asks the running daemon's `/readyz` (at
+/// `SEQUEX_METRICS_ADDR`, a wildcard address asked on loopback) and exits 0 when ready,
+/// 1 otherwise, saying why.
+pub fn healthcheck() -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let addr = std::env::var("SEQUEX_METRICS_ADDR").unwrap_or_else(|_| "127.0.0.1:9464".into());
+    let addr = addr
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let answer = (|| -> std::io::Result<String> {
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: probe\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok(text)
+    })();
+    match answer {
+        Ok(text) if text.starts_with("HTTP/1.1 200") => std::process::ExitCode::SUCCESS,
+        Ok(text) => {
+            eprintln!(
+                "{}",
+                text.split("\r\n\r\n").nth(1).unwrap_or("not ready").trim()
+            );
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("cannot reach /readyz at {addr}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -39,6 +39,7 @@ use tokio_util::task::TaskTracker;
 
 pub use bus::BusError;
 pub use config::{Cli, LogFormat};
+pub use http::healthcheck;
 pub use telemetry::count_dropped_log_lines;
 pub use tls::TlsError;
 pub use venue::VenueId;

@@ -18,6 +18,10 @@ const LOG_BUFFER_LINES: usize = 16_384;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // `sequex-ingest healthcheck`: the container's probe, for images without curl.
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return sequex_ingest::healthcheck();
+    }
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
         eprintln!(

@@ -220,6 +220,18 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let daemon = sequex_testkit::Daemon::start_with_env(std::path::Path::new(&bin), &args, &env);
     eventually(Duration::from_secs(30), "ready", || daemon.ready()).await;
+    // The image's HEALTHCHECK: `sequex-ingest healthcheck` asks /readyz.
+    let probe = |addr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sequex-ingest"))
+            .arg("healthcheck")
+            .env("SEQUEX_METRICS_ADDR", addr)
+            .output()
+            .unwrap()
+    };
+    assert!(probe(&daemon.metrics_addr).status.success(), "healthy");
+    let dead = probe(&sequex_testkit::daemon::free_addr());
+    assert_eq!(dead.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dead.stderr).contains("cannot reach /readyz"));
     assert!(
         daemon.logs().lines().any(|l| l.starts_with('{')),
         "--log-format json, as the unit says"
