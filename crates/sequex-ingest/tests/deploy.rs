@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{btcusdt, bus, eventually, replay};
-use sequex_testkit::{Script, workspace_root};
+use sequex_testkit::workspace_root;
 
 fn monitoring() -> PathBuf {
     workspace_root().join("deploy/monitoring")
@@ -80,15 +80,7 @@ fn metric_names(file: &str) -> BTreeSet<String> {
 async fn every_metric_the_rules_and_the_dashboard_use_exists() {
     let (server, _client) = bus().await;
     let (frames, expected) = btcusdt(500);
-    let (_fake, daemon) = replay(
-        &server,
-        Script {
-            frames,
-            ..Script::default()
-        },
-        &[],
-    )
-    .await;
+    let (_fake, daemon) = replay(&server, frames.into(), &[]).await;
     eventually(Duration::from_secs(30), "published", || async {
         daemon.metric("sequex_published_messages_total", &[]).await >= expected.len() as f64
     })
@@ -189,12 +181,9 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
         std::fs::read_to_string(workspace_root().join("deploy/systemd/sequex-ingest.env")).unwrap();
     let (server, _client) = bus().await;
     let (frames, _) = btcusdt(300);
-    let fake = sequex_testkit::FakeBinance::start(Script {
-        frames,
-        ..Script::default()
-    })
-    .await
-    .unwrap();
+    let fake = sequex_testkit::FakeBinance::start(frames.into())
+        .await
+        .unwrap();
     let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
     // The environment file as systemd reads it; only the addresses change, to this test's.
     let mut env: Vec<(String, String)> = env_file

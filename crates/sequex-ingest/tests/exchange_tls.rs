@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{all_arrive, btcusdt, bus, collect, eventually, start_daemon_with_env};
+use sequex_testkit::FakeBinance;
 use sequex_testkit::tls::TestPki;
-use sequex_testkit::{FakeBinance, Script};
 
 /// Replays 200 frames over `wss://` to a daemon started with `args` and `env`; returns
 /// whether they all arrived, and the daemon's log.
@@ -16,15 +16,9 @@ async fn over_tls(pki: &TestPki, args: &[&str], env: &[(&str, &str)]) -> (bool, 
     let (server, client) = bus().await;
     let seen = collect(&client).await;
     let (frames, expected) = btcusdt(200);
-    let fake = FakeBinance::start_tls(
-        Script {
-            frames,
-            ..Script::default()
-        },
-        pki.acceptor().unwrap(),
-    )
-    .await
-    .unwrap();
+    let fake = FakeBinance::start_tls(frames.into(), pki.acceptor().unwrap())
+        .await
+        .unwrap();
     let (ws, nats) = (fake.url(), server.url());
     let mut all = vec!["--symbols", "btcusdt", "--ws-url", &ws, "--nats-url", &nats];
     all.extend_from_slice(args);

@@ -241,15 +241,7 @@ async fn wait_for_streams_waits_until_the_stream_appears() {
     let server = NatsServer::start().await.unwrap();
     let client = server.connect().await.unwrap();
     let (frames, _) = btcusdt(100);
-    let (fake, daemon) = replay(
-        &server,
-        Script {
-            frames,
-            ..Script::default()
-        },
-        &["--wait-for-streams", "60s"],
-    )
-    .await;
+    let (fake, daemon) = replay(&server, frames.into(), &["--wait-for-streams", "60s"]).await;
     eventually(Duration::from_secs(10), "waiting is logged", || async {
         daemon.logs().contains("waiting for the stream")
     })
@@ -422,12 +414,7 @@ async fn streams_are_spread_over_connections_past_the_per_connection_limit() {
         .filter(|f| f.received_ns < 1_723_161_300_000_000_000)
         .collect();
     let want = frames.len();
-    let fake = FakeBinance::start(Script {
-        frames,
-        ..Script::default()
-    })
-    .await
-    .unwrap();
+    let fake = FakeBinance::start(frames.into()).await.unwrap();
     let (ws, nats) = (fake.url(), server.url());
     let _daemon = start_daemon(&[
         "--symbols",
@@ -525,15 +512,7 @@ async fn a_missing_trade_is_flagged_on_the_next_message() {
         serde_json::from_str::<serde_json::Value>(lost.data().unwrap()).unwrap()["t"]
             .as_u64()
             .unwrap();
-    let (_fake, daemon) = replay(
-        &server,
-        Script {
-            frames,
-            ..Script::default()
-        },
-        &[],
-    )
-    .await;
+    let (_fake, daemon) = replay(&server, frames.into(), &[]).await;
     all_arrive(&seen, expected.len(), 30).await;
     assert!(received(&seen) == expected);
     let flagged: Vec<(String, String)> = seen

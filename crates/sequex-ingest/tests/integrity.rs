@@ -116,15 +116,7 @@ async fn a_reset_is_flagged_and_an_absurd_id_costs_only_its_frame() {
     expected.remove(trades[150]);
     expected.remove(trades[50]);
 
-    let (_fake, daemon) = replay(
-        &server,
-        Script {
-            frames,
-            ..Script::default()
-        },
-        &[],
-    )
-    .await;
+    let (_fake, daemon) = replay(&server, frames.into(), &[]).await;
     all_arrive(&seen, expected.len(), 30).await;
     assert!(
         received(&seen) == expected,

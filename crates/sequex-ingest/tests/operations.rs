@@ -501,15 +501,7 @@ async fn the_loss_estimate_matches_what_a_discarding_trade_did_not_store() {
         .await
         .unwrap();
     let (frames, _) = btcusdt(3000);
-    let (_fake, daemon) = replay(
-        &server,
-        Script {
-            frames,
-            ..Script::default()
-        },
-        &[],
-    )
-    .await;
+    let (_fake, daemon) = replay(&server, frames.into(), &[]).await;
     eventually(Duration::from_secs(30), "every frame published", || async {
         daemon.metric("sequex_published_messages_total", &[]).await >= 3000.0
     })

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{btcusdt, eventually};
 use sequex_streams::{Configs, Mode, Provisioner};
-use sequex_testkit::{NatsServer, Script, configs_dir, workspace_root};
+use sequex_testkit::{NatsServer, configs_dir, workspace_root};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -214,10 +214,7 @@ async fn the_daemon_runs_as_ingest_and_the_tool_as_admin() {
     let (frames, expected) = btcusdt(200);
     let (_fake, daemon) = common::replay(
         &server,
-        Script {
-            frames,
-            ..Script::default()
-        },
+        frames.into(),
         &["--nats-user", "ingest", "--nats-password", "ingest-secret"],
     )
     .await;

@@ -57,6 +57,16 @@ pub struct Script {
     pub looping: bool,
 }
 
+impl From<Vec<CapturedFrame>> for Script {
+    /// Replays `frames` once, as fast as the client reads, with nothing else scripted.
+    fn from(frames: Vec<CapturedFrame>) -> Self {
+        Script {
+            frames,
+            ..Script::default()
+        }
+    }
+}
+
 /// A free port on loopback.
 const LOOPBACK_ANY: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     std::net::Ipv4Addr::LOCALHOST,

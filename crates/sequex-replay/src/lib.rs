@@ -28,7 +28,7 @@ pub enum Error {
 }
 
 /// The workspace root (where `configs/` and `demo/` live).
-pub(crate) fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     // This crate sits at `<root>/crates/sequex-replay`.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()

@@ -16,7 +16,7 @@ pub mod nats_server;
 pub mod provision;
 pub mod tls;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use cluster::NatsCluster;
 pub use daemon::Daemon;
@@ -41,15 +41,7 @@ pub enum Error {
     Api(String),
 }
 
-/// The workspace root (where `configs/` lives).
-pub fn workspace_root() -> PathBuf {
-    // This crate sits at `<root>/crates/sequex-testkit`.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("the crate is two levels below the workspace root")
-        .to_path_buf()
-}
+pub use sequex_replay::workspace_root;
 
 /// The workspace's `configs/` folder.
 pub fn configs_dir() -> PathBuf {
