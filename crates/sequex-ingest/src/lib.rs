@@ -59,6 +59,7 @@ use crate::feed::{ConnectLimiter, Feed};
 use crate::route::{Router, StreamSpec};
 use crate::telemetry::FeedTelemetry;
 use crate::venue::binance::BinanceSpot;
+use crate::venue::binance_futures::{BinanceCoinm, BinanceUsdm};
 use crate::venue::{RestTrades, Venue};
 use sequex_subjects::Channel;
 
@@ -195,16 +196,17 @@ async fn ingest(
 
     let feeds = TaskTracker::new();
     let panicked = CancellationToken::new();
-    match cli.venue {
-        VenueId::BinanceSpot => {
-            let shared = Shared {
-                client: &client,
-                health,
-                tls,
-            };
-            start_feeds::<BinanceSpot>(cli, &shared, shutdown, &panicked, &feeds, tasks)?;
-        }
-    }
+    let shared = Shared {
+        client: &client,
+        health,
+        tls,
+    };
+    let start = match cli.venue {
+        VenueId::BinanceSpot => start_feeds::<BinanceSpot>,
+        VenueId::BinanceUsdm => start_feeds::<BinanceUsdm>,
+        VenueId::BinanceCoinm => start_feeds::<BinanceCoinm>,
+    };
+    start(cli, &shared, shutdown, &panicked, &feeds, tasks)?;
     feeds.close();
     shutdown.cancelled().await;
     tracing::info!("shutting down: closing websockets, then flushing NATS");
@@ -248,19 +250,20 @@ fn start_feeds<V: Venue + RestTrades>(
         ref tls,
     } = shared;
     let queue_bytes = usize::try_from(cli.publish_queue_bytes).unwrap_or(usize::MAX);
-    let backfill = (cli.backfill_max_trades > 0 && cli.channels.contains(&Channel::Trade))
-        .then(|| {
-            let config = backfill::Config {
-                base_url: cli
-                    .rest_url
-                    .clone()
-                    .unwrap_or_else(|| V::REST_URL.to_string()),
-                max_trades: cli.backfill_max_trades,
-            };
-            let publisher = Publisher::new(client.clone(), queue_bytes);
-            backfill::start::<V>(config, publisher, shutdown.clone(), tasks)
-        })
-        .transpose()?;
+    let backfill =
+        (V::AVAILABLE && cli.backfill_max_trades > 0 && cli.channels.contains(&Channel::Trade))
+            .then(|| {
+                let config = backfill::Config {
+                    base_url: cli
+                        .rest_url
+                        .clone()
+                        .unwrap_or_else(|| V::REST_URL.to_string()),
+                    max_trades: cli.backfill_max_trades,
+                };
+                let publisher = Publisher::new(client.clone(), queue_bytes);
+                backfill::start::<V>(config, publisher, shutdown.clone(), tasks)
+            })
+            .transpose()?;
     let mut specs: Vec<StreamSpec> = Vec::new();
     for symbol in &cli.symbols {
         for &channel in &cli.channels {

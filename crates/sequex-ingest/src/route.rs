@@ -105,7 +105,9 @@ impl<V: Venue> Router<V> {
                 let name = V::stream_name(&spec.symbol, spec.channel, depth);
                 index.insert(StreamName(name.into_bytes().into_boxed_slice()), i);
                 Route {
-                    subject: static_subject(SymbolSubjects::new(&spec.symbol).live(spec.channel)),
+                    subject: static_subject(
+                        SymbolSubjects::of(V::VENUE, &spec.symbol).live(spec.channel),
+                    ),
                     msg_id_prefix: header::message_id_prefix(V::ID, spec.channel, &spec.symbol),
                     spec: spec.clone(),
                     sequence: Sequence::default(),

@@ -1,6 +1,7 @@
 //! Typed NATS subjects for Sequex market data: the only place that knows the grammar.
 //!
-//! Every subject is `<root>.<channel>.<SYMBOL>`:
+//! Every subject is `<root>.<channel>.<SYMBOL>` for Binance spot and
+//! `<root>.<channel>.<venue>.<SYMBOL>` for every other venue ([`grammar`] says why):
 //!
 //! | subject | captured by | written by |
 //! |---|---|---|
@@ -35,12 +36,14 @@
 #![warn(missing_docs)]
 
 pub mod consumer;
+#[doc = include_str!("../GRAMMAR.md")]
+pub mod grammar {}
 pub mod header;
 pub mod subject;
 pub mod symbol;
 
 pub use consumer::Consumer;
 pub use subject::{
-    Channel, Filter, Stream, Subject, SubjectError, SubjectErrorKind, SymbolSubjects,
+    Channel, Filter, Stream, Subject, SubjectError, SubjectErrorKind, SymbolSubjects, Venue,
 };
 pub use symbol::{MAX_SYMBOL_LEN, Symbol, SymbolError, SymbolErrorKind};

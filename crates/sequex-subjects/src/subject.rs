@@ -118,7 +118,86 @@ impl FromStr for Channel {
     }
 }
 
-/// A concrete, publishable subject: `TRADE.trade.BTCUSDT`, `record.depth.ETHUSDT`.
+/// The market-data venues. Each has its own payload format and its own instruments, so
+/// each has its own subjects (see [`crate::grammar`]).
+///
+/// ```
+/// use sequex_subjects::Venue;
+///
+/// assert_eq!(Venue::Okx.as_str(), "okx");
+/// assert_eq!("binance-usdm".parse::<Venue>().ok(), Some(Venue::BinanceUsdm));
+/// assert_eq!(Venue::BinanceSpot.token(), None, "spot subjects predate venues");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Venue {
+    /// Binance spot (`stream.binance.com`).
+    BinanceSpot,
+    /// Binance USD-M futures (`fstream.binance.com`).
+    BinanceUsdm,
+    /// Binance COIN-M futures (`dstream.binance.com`).
+    BinanceCoinm,
+    /// OKX v5 public (`ws.okx.com`).
+    Okx,
+}
+
+impl Venue {
+    /// Every venue, in a fixed order.
+    pub const ALL: [Venue; 4] = [
+        Venue::BinanceSpot,
+        Venue::BinanceUsdm,
+        Venue::BinanceCoinm,
+        Venue::Okx,
+    ];
+
+    /// The venue's name in `--venue`, metrics, logs and message ids.
+    ///
+    /// ```
+    /// # use sequex_subjects::Venue;
+    /// assert_eq!(Venue::BinanceCoinm.as_str(), "binance-coinm");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Venue::BinanceSpot => "binance-spot",
+            Venue::BinanceUsdm => "binance-usdm",
+            Venue::BinanceCoinm => "binance-coinm",
+            Venue::Okx => "okx",
+        }
+    }
+
+    /// The subject token that names the venue: every venue's but Binance spot's, whose
+    /// three-token subjects existed before there was a second venue and stay as they were.
+    ///
+    /// ```
+    /// # use sequex_subjects::Venue;
+    /// assert_eq!(Venue::BinanceUsdm.token(), Some("binance-usdm"));
+    /// ```
+    pub const fn token(self) -> Option<&'static str> {
+        match self {
+            Venue::BinanceSpot => None,
+            other => Some(other.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for Venue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Venue {
+    type Err = SubjectError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Venue::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| SubjectError::new(s, SubjectErrorKind::UnknownVenue))
+    }
+}
+
+/// A concrete, publishable subject: `TRADE.trade.BTCUSDT` (Binance spot),
+/// `TRADE.trade.okx.BTC-USDT-SWAP`, `record.depth.ETHUSDT`.
 ///
 /// Backed by [`Bytes`]: cloning is a reference-count increment, and the `async-nats`
 /// feature converts it into `async_nats::Subject` without copying.
@@ -136,9 +215,10 @@ impl FromStr for Channel {
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
-    // Invariant: exactly `stream.root() . channel . <valid symbol>`.
+    // Invariant: exactly `stream.root() . channel [. venue token] . <valid symbol>`.
     text: Text,
     stream: Stream,
+    venue: Venue,
     channel: Channel,
 }
 
@@ -152,19 +232,38 @@ impl Subject {
     /// assert_eq!(s.to_string(), "TRADE.depth.ETHUSDT");
     /// ```
     pub fn new(stream: Stream, channel: Channel, symbol: &Symbol) -> Self {
-        Subject::from_valid_parts(stream, channel, symbol.as_str())
+        Subject::of(stream, Venue::BinanceSpot, channel, symbol)
+    }
+
+    /// Builds the subject of `symbol` on `venue`: `<root>.<channel>.<venue>.<symbol>`, or
+    /// `<root>.<channel>.<symbol>` for Binance spot.
+    ///
+    /// ```
+    /// # use sequex_subjects::{Channel, Stream, Subject, Symbol, Venue};
+    /// let swap = Symbol::from_static("BTC-USDT-SWAP");
+    /// let s = Subject::of(Stream::Trade, Venue::Okx, Channel::Depth, &swap);
+    /// assert_eq!(s.as_str(), "TRADE.depth.okx.BTC-USDT-SWAP");
+    /// ```
+    pub fn of(stream: Stream, venue: Venue, channel: Channel, symbol: &Symbol) -> Self {
+        Subject::from_valid_parts(stream, venue, channel, symbol.as_str())
     }
 
     /// `symbol` must be a valid symbol's text.
-    fn from_valid_parts(stream: Stream, channel: Channel, symbol: &str) -> Self {
-        let (root, chan, sym) = (stream.root(), channel.as_str(), symbol);
-        let mut text = String::with_capacity(root.len() + chan.len() + sym.len() + 2);
-        for part in [root, ".", chan, ".", sym] {
-            text.push_str(part);
+    fn from_valid_parts(stream: Stream, venue: Venue, channel: Channel, symbol: &str) -> Self {
+        let mut text = String::with_capacity(64);
+        text.push_str(stream.root());
+        text.push('.');
+        text.push_str(channel.as_str());
+        if let Some(token) = venue.token() {
+            text.push('.');
+            text.push_str(token);
         }
+        text.push('.');
+        text.push_str(symbol);
         Subject {
             text: Text(text.into()),
             stream,
+            venue,
             channel,
         }
     }
@@ -180,18 +279,24 @@ impl Subject {
     /// ```
     pub fn parse(input: &str) -> Result<Self, SubjectError> {
         let err = |kind| SubjectError::new(input, kind);
-        let mut tokens = input.split('.');
-        let (Some(root), Some(channel), Some(symbol), None) =
-            (tokens.next(), tokens.next(), tokens.next(), tokens.next())
-        else {
-            return Err(err(SubjectErrorKind::TokenCount));
+        let tokens: Vec<&str> = input.split('.').collect();
+        let (root, channel, venue, symbol) = match tokens[..] {
+            [root, channel, symbol] => (root, channel, Venue::BinanceSpot, symbol),
+            [root, channel, venue, symbol] => {
+                let venue = Venue::ALL
+                    .into_iter()
+                    .find(|v| v.token() == Some(venue))
+                    .ok_or_else(|| err(SubjectErrorKind::UnknownVenue))?;
+                (root, channel, venue, symbol)
+            }
+            _ => return Err(err(SubjectErrorKind::TokenCount)),
         };
         let stream = Stream::from_root(root).ok_or_else(|| err(SubjectErrorKind::UnknownRoot))?;
         let channel: Channel = channel
             .parse()
             .map_err(|_| err(SubjectErrorKind::UnknownChannel))?;
         let symbol = Symbol::new(symbol).map_err(|e| err(SubjectErrorKind::Symbol(e)))?;
-        Ok(Subject::new(stream, channel, &symbol))
+        Ok(Subject::of(stream, venue, channel, &symbol))
     }
 
     /// The subject text.
@@ -235,7 +340,8 @@ impl Subject {
     /// # Ok::<(), sequex_subjects::SubjectError>(())
     /// ```
     pub fn symbol(&self) -> &str {
-        let skip = self.stream.root().len() + self.channel.as_str().len() + 2;
+        let venue = self.venue.token().map_or(0, |t| t.len() + 1);
+        let skip = self.stream.root().len() + self.channel.as_str().len() + 2 + venue;
         &self.as_str()[skip..]
     }
 
@@ -249,7 +355,19 @@ impl Subject {
     /// # Ok::<(), sequex_subjects::SubjectError>(())
     /// ```
     pub fn in_stream(&self, stream: Stream) -> Subject {
-        Subject::from_valid_parts(stream, self.channel, self.symbol())
+        Subject::from_valid_parts(stream, self.venue, self.channel, self.symbol())
+    }
+
+    /// The venue whose payload format the message carries.
+    ///
+    /// ```
+    /// # use sequex_subjects::{Subject, Venue};
+    /// assert_eq!(Subject::parse("TRADE.trade.BTCUSDT")?.venue(), Venue::BinanceSpot);
+    /// assert_eq!(Subject::parse("TRADE.trade.binance-usdm.BTCUSDT")?.venue(), Venue::BinanceUsdm);
+    /// # Ok::<(), sequex_subjects::SubjectError>(())
+    /// ```
+    pub fn venue(&self) -> Venue {
+        self.venue
     }
 
     /// The underlying bytes (a cheap clone).
@@ -349,7 +467,18 @@ impl SymbolSubjects {
     /// assert_eq!(s.symbol().as_str(), "ETHUSDT");
     /// ```
     pub fn new(symbol: &Symbol) -> Self {
-        let build = |i: usize| Subject::new(Stream::ALL[i / 2], Channel::ALL[i % 2], symbol);
+        SymbolSubjects::of(Venue::BinanceSpot, symbol)
+    }
+
+    /// Builds the four subjects of `symbol` on `venue`.
+    ///
+    /// ```
+    /// # use sequex_subjects::{Channel, Symbol, SymbolSubjects, Venue};
+    /// let s = SymbolSubjects::of(Venue::BinanceCoinm, &Symbol::from_static("BTCUSD_PERP"));
+    /// assert_eq!(s.live(Channel::Trade).as_str(), "TRADE.trade.binance-coinm.BTCUSD_PERP");
+    /// ```
+    pub fn of(venue: Venue, symbol: &Symbol) -> Self {
+        let build = |i: usize| Subject::of(Stream::ALL[i / 2], venue, Channel::ALL[i % 2], symbol);
         SymbolSubjects {
             symbol: symbol.clone(),
             subjects: std::array::from_fn(build),
@@ -439,6 +568,51 @@ impl Filter {
     /// ```
     pub fn symbol(stream: Stream, symbol: &Symbol) -> Self {
         Filter::from_parts(&[stream.root(), "*", symbol.as_str()])
+    }
+
+    /// Everything of one venue: `<root>.*.<venue>.>`, or `<root>.*.*` for Binance spot
+    /// (whose subjects are the only ones of three tokens).
+    ///
+    /// ```
+    /// # use sequex_subjects::{Filter, Stream, Venue};
+    /// assert_eq!(Filter::venue(Stream::Trade, Venue::Okx).as_str(), "TRADE.*.okx.>");
+    /// assert_eq!(Filter::venue(Stream::Trade, Venue::BinanceSpot).as_str(), "TRADE.*.*");
+    /// ```
+    pub fn venue(stream: Stream, venue: Venue) -> Self {
+        match venue.token() {
+            Some(token) => Filter::from_parts(&[stream.root(), "*", token, ">"]),
+            None => Filter::from_parts(&[stream.root(), "*", "*"]),
+        }
+    }
+
+    /// One channel of one venue: `<root>.<channel>.<venue>.>`, or `<root>.<channel>.*` for
+    /// Binance spot.
+    ///
+    /// ```
+    /// # use sequex_subjects::{Channel, Filter, Stream, Venue};
+    /// let f = Filter::venue_channel(Stream::Record, Venue::BinanceUsdm, Channel::Depth);
+    /// assert_eq!(f.as_str(), "record.depth.binance-usdm.>");
+    /// ```
+    pub fn venue_channel(stream: Stream, venue: Venue, channel: Channel) -> Self {
+        match venue.token() {
+            Some(token) => Filter::from_parts(&[stream.root(), channel.as_str(), token, ">"]),
+            None => Filter::from_parts(&[stream.root(), channel.as_str(), "*"]),
+        }
+    }
+
+    /// One instrument of one venue on every channel: `<root>.*.<venue>.<symbol>`, or
+    /// [`Filter::symbol`] for Binance spot.
+    ///
+    /// ```
+    /// # use sequex_subjects::{Filter, Stream, Symbol, Venue};
+    /// let f = Filter::instrument(Stream::Trade, Venue::Okx, &Symbol::from_static("BTC-USDT"));
+    /// assert_eq!(f.as_str(), "TRADE.*.okx.BTC-USDT");
+    /// ```
+    pub fn instrument(stream: Stream, venue: Venue, symbol: &Symbol) -> Self {
+        match venue.token() {
+            Some(token) => Filter::from_parts(&[stream.root(), "*", token, symbol.as_str()]),
+            None => Filter::symbol(stream, symbol),
+        }
     }
 
     /// Exactly one subject.
@@ -564,8 +738,10 @@ pub struct SubjectError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubjectErrorKind {
-    /// Not three dot-separated tokens.
+    /// Not three or four dot-separated tokens.
     TokenCount,
+    /// The venue token (the third of four) names no venue with subjects of that form.
+    UnknownVenue,
     /// The first token is not a stream root (`TRADE` or `record`).
     UnknownRoot,
     /// The second token is not a [`Channel`].
@@ -597,7 +773,12 @@ impl fmt::Display for SubjectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?} is not a sequex subject: ", self.input)?;
         match &self.kind {
-            SubjectErrorKind::TokenCount => f.write_str("expected <root>.<channel>.<SYMBOL>"),
+            SubjectErrorKind::TokenCount => f.write_str(
+                "expected <root>.<channel>.<SYMBOL> or <root>.<channel>.<venue>.<SYMBOL>",
+            ),
+            SubjectErrorKind::UnknownVenue => {
+                f.write_str("unknown venue (expected binance-usdm, binance-coinm or okx)")
+            }
             SubjectErrorKind::UnknownRoot => f.write_str("unknown root (expected TRADE or record)"),
             SubjectErrorKind::UnknownChannel => {
                 f.write_str("unknown channel (expected trade or depth)")

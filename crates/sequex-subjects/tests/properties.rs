@@ -1,7 +1,7 @@
 //! Property tests: every accepted symbol yields well-formed subjects that parse back.
 
 use proptest::prelude::*;
-use sequex_subjects::{Channel, Filter, Stream, Subject, Symbol};
+use sequex_subjects::{Channel, Filter, Stream, Subject, Symbol, Venue};
 
 fn any_stream() -> impl Strategy<Value = Stream> {
     prop::sample::select(Stream::ALL.to_vec())
@@ -10,6 +10,13 @@ fn any_stream() -> impl Strategy<Value = Stream> {
 fn any_channel() -> impl Strategy<Value = Channel> {
     prop::sample::select(Channel::ALL.to_vec())
 }
+
+fn any_venue() -> impl Strategy<Value = Venue> {
+    prop::sample::select(Venue::ALL.to_vec())
+}
+
+/// Instrument names in the venues' styles: `BTCUSDT`, `BTCUSD_PERP`, `BTC-USDT-SWAP`.
+const INSTRUMENT: &str = "[A-Z0-9]{1,12}([_-][A-Z0-9]{1,8}){0,2}";
 
 proptest! {
     #[test]
@@ -43,6 +50,45 @@ proptest! {
         }
     }
 
+    /// Every (stream, venue, channel, instrument) has one subject, which parses back to
+    /// it: so no two of them share a subject.
+    #[test]
+    fn every_venue_subject_parses_back_to_what_built_it(
+        sym in INSTRUMENT, stream in any_stream(), venue in any_venue(), channel in any_channel()
+    ) {
+        let symbol = Symbol::new(&sym).unwrap();
+        let subject = Subject::of(stream, venue, channel, &symbol);
+        let parsed = Subject::parse(subject.as_str()).unwrap();
+        prop_assert_eq!(&parsed, &subject);
+        prop_assert_eq!(
+            (parsed.stream(), parsed.venue(), parsed.channel(), parsed.symbol()),
+            (stream, venue, channel, sym.as_str())
+        );
+        prop_assert!(Filter::channel(stream, channel).matches(&subject), "the stream captures it");
+    }
+
+    /// The venue filters select exactly their venue's subjects, and the instrument filter
+    /// exactly one instrument of one venue.
+    #[test]
+    fn venue_filters_select_exactly_their_venue(
+        a in INSTRUMENT, b in INSTRUMENT, stream in any_stream(), channel in any_channel(),
+        va in any_venue(), vb in any_venue(),
+    ) {
+        let (sa, sb) = (Symbol::new(&a).unwrap(), Symbol::new(&b).unwrap());
+        let subject = Subject::of(stream, vb, channel, &sb);
+        prop_assert_eq!(Filter::venue(stream, va).matches(&subject), va == vb);
+        for c in Channel::ALL {
+            prop_assert_eq!(
+                Filter::venue_channel(stream, va, c).matches(&subject),
+                va == vb && c == channel
+            );
+        }
+        prop_assert_eq!(
+            Filter::instrument(stream, va, &sa).matches(&subject),
+            va == vb && a == b
+        );
+    }
+
     #[test]
     fn parse_never_panics(input in any::<String>()) {
         let _ = Subject::parse(&input);
@@ -58,4 +104,19 @@ fn filter_matching_follows_nats_rules() {
     assert!(!Filter::symbol(Stream::Trade, &Symbol::from_static("ETHUSDT")).matches(&btc));
     assert!(Filter::exact(&btc).matches(&btc));
     assert!(!Filter::exact(&btc).matches(&rec));
+}
+
+#[test]
+fn spot_is_not_a_venue_token_and_unknown_venues_are_refused() {
+    use sequex_subjects::SubjectErrorKind;
+    for input in [
+        "TRADE.trade.binance-spot.BTCUSDT",
+        "TRADE.trade.bybit.BTCUSDT",
+    ] {
+        assert_eq!(
+            Subject::parse(input).unwrap_err().kind(),
+            SubjectErrorKind::UnknownVenue,
+            "{input}"
+        );
+    }
 }

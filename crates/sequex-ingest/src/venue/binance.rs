@@ -56,7 +56,7 @@ mod wire {
 pub struct BinanceSpot;
 
 impl Venue for BinanceSpot {
-    const ID: &'static str = "binance-spot";
+    const VENUE: sequex_subjects::Venue = sequex_subjects::Venue::BinanceSpot;
     const DEFAULT_URL: &'static str = "wss://stream.binance.com:9443";
     const MAX_STREAMS_PER_CONNECTION: usize = 1024;
     const CONNECTS_PER_WINDOW: usize = 300;

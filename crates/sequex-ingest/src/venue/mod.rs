@@ -3,6 +3,7 @@
 //! module here, not touching the pipeline.
 
 pub(crate) mod binance;
+pub(crate) mod binance_futures;
 pub(crate) mod json;
 
 use std::ops::Range;
@@ -18,6 +19,12 @@ pub enum VenueId {
     /// Binance spot (`wss://stream.binance.com:9443`).
     #[value(name = "binance-spot")]
     BinanceSpot,
+    /// Binance USD-M futures (`wss://fstream.binance.com`).
+    #[value(name = "binance-usdm")]
+    BinanceUsdm,
+    /// Binance COIN-M futures (`wss://dstream.binance.com`).
+    #[value(name = "binance-coinm")]
+    BinanceCoinm,
 }
 
 /// Options that shape a venue's stream names.
@@ -62,6 +69,16 @@ pub enum Ids {
         /// The final update id in the event.
         last: u64,
     },
+    /// A depth diff that names the final update id of the event before it (`pu`): the
+    /// futures' continuity rule, where update ids are not consecutive.
+    ChainedDepth {
+        /// The first update id in the event.
+        first: u64,
+        /// The final update id in the event.
+        last: u64,
+        /// The final update id of the previous event (`pu`).
+        prev: u64,
+    },
 }
 
 impl Ids {
@@ -69,7 +86,7 @@ impl Ids {
     pub fn first(self) -> u64 {
         match self {
             Ids::Trade { id } => id,
-            Ids::Depth { first, .. } => first,
+            Ids::Depth { first, .. } | Ids::ChainedDepth { first, .. } => first,
         }
     }
 
@@ -77,7 +94,7 @@ impl Ids {
     pub fn last(self) -> u64 {
         match self {
             Ids::Trade { id } => id,
-            Ids::Depth { last, .. } => last,
+            Ids::Depth { last, .. } | Ids::ChainedDepth { last, .. } => last,
         }
     }
 }
@@ -150,8 +167,10 @@ impl FrameError {
 
 /// An exchange's market-data websocket.
 pub trait Venue: Send + Sync + 'static {
+    /// The venue, as the subjects know it.
+    const VENUE: sequex_subjects::Venue;
     /// The venue's name in metrics, logs and message ids, e.g. `binance-spot`.
-    const ID: &'static str;
+    const ID: &'static str = Self::VENUE.as_str();
     /// The production endpoint.
     const DEFAULT_URL: &'static str;
     /// The most streams one connection may carry.
@@ -185,12 +204,18 @@ pub trait Venue: Send + Sync + 'static {
     /// continuity rule of the venue's streams.
     fn gap(prev_last: u64, next: Ids) -> Option<Range<u64>> {
         let expected = prev_last.checked_add(1)?;
-        (next.first() > expected).then(|| expected..next.first())
+        match next {
+            // Everything after the last id seen up to the one this event follows.
+            Ids::ChainedDepth { prev, .. } => (prev > prev_last).then(|| expected..prev + 1),
+            _ => (next.first() > expected).then(|| expected..next.first()),
+        }
     }
 }
 
 /// A venue whose REST API serves past trades by id: what trade backfill needs.
 pub(crate) trait RestTrades {
+    /// Whether the venue serves old trades without an API key (else no backfill).
+    const AVAILABLE: bool = true;
     /// The production REST endpoint.
     const REST_URL: &'static str;
     /// The most trades one request returns.

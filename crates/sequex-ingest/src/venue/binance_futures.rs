@@ -1,0 +1,237 @@
+//! Binance futures market streams: USD-M (`fstream`) and COIN-M (`dstream`), one family.
+//!
+//! References:
+//! <https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams>,
+//! <https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams>
+//! - combined streams at `/stream?streams=a/b/c`, each event wrapped as spot's
+//!   `{"stream":"<name>","data":<event>}` (the envelope is read as spot's);
+//! - at most 1024 streams per connection, 10 incoming messages per second (we send only
+//!   pongs and a close);
+//! - a ping every 3 minutes, disconnection after 10 without a pong;
+//! - connections live 24 hours;
+//! - individual trades on `<symbol>@trade`, depth diffs on `<symbol>@depth@100ms`
+//!   (`<symbol>@depth`: 250 ms); a depth event's `pu` is the previous event's `u`, its ids
+//!   are not consecutive;
+//! - instruments: `BTCUSDT` (USD-M perpetual), `BTCUSD_PERP`, `BTCUSD_240927` (COIN-M),
+//!   lower case in stream names.
+//!
+//! Old trades by id need an API key on both (`historicalTrades` is `MARKET_DATA`), so trade
+//! gaps are flagged but not filled from REST.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sequex_subjects::{Channel, Symbol};
+
+use super::binance::BinanceSpot;
+use super::json::{self, ScanError};
+use super::{DepthSpeed, Fields, Frame, FrameError, Ids, RestTrades, Venue};
+
+/// Wire constants of the futures JSON streams.
+mod wire {
+    pub(super) const EVENT_TYPE: &[u8] = b"e";
+    pub(super) const EVENT_TRADE: &[u8] = br#""trade""#;
+    pub(super) const EVENT_DEPTH: &[u8] = br#""depthUpdate""#;
+    pub(super) const EVENT_TIME: &[u8] = b"E";
+    pub(super) const TRADE_ID: &[u8] = b"t";
+    pub(super) const FIRST_UPDATE_ID: &[u8] = b"U";
+    pub(super) const FINAL_UPDATE_ID: &[u8] = b"u";
+    pub(super) const PREVIOUS_FINAL_UPDATE_ID: &[u8] = b"pu";
+    pub(super) const TRADE_SUFFIX: &str = "@trade";
+    pub(super) const DEPTH_100MS_SUFFIX: &str = "@depth@100ms";
+    pub(super) const DEPTH_250MS_SUFFIX: &str = "@depth";
+}
+
+/// Binance USD-M futures.
+#[derive(Debug)]
+pub(crate) struct BinanceUsdm;
+
+/// Binance COIN-M futures.
+#[derive(Debug)]
+pub(crate) struct BinanceCoinm;
+
+macro_rules! futures_venue {
+    ($venue:ty, $id:ident, $url:literal) => {
+        impl Venue for $venue {
+            const VENUE: sequex_subjects::Venue = sequex_subjects::Venue::$id;
+            const DEFAULT_URL: &'static str = $url;
+            const MAX_STREAMS_PER_CONNECTION: usize = 1024;
+            // Not documented for futures: spot's limit, which the docs state per IP.
+            const CONNECTS_PER_WINDOW: usize = 300;
+            const CONNECT_WINDOW: Duration = Duration::from_secs(5 * 60);
+            const CONNECTION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+            fn stream_name(symbol: &Symbol, channel: Channel, depth: DepthSpeed) -> String {
+                stream_name(symbol, channel, depth)
+            }
+
+            fn connect_url(base: &str, streams: &[String]) -> String {
+                BinanceSpot::connect_url(base, streams)
+            }
+
+            fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
+                BinanceSpot::classify(frame)
+            }
+
+            fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
+                fields(channel, payload)
+            }
+
+            fn is_shutdown_notice(event: &[u8]) -> bool {
+                BinanceSpot::is_shutdown_notice(event)
+            }
+        }
+
+        impl RestTrades for $venue {
+            const AVAILABLE: bool = false;
+            const REST_URL: &'static str = "";
+            const REST_TRADES_PER_PAGE: u64 = 0;
+
+            fn trades_path(_: &Symbol, _: u64, _: u64) -> String {
+                String::new()
+            }
+
+            fn parse_trades(_: &Symbol, _: &[u8]) -> Result<Vec<(u64, Bytes)>, String> {
+                Err("old trades need an API key on Binance futures".into())
+            }
+        }
+    };
+}
+
+futures_venue!(BinanceUsdm, BinanceUsdm, "wss://fstream.binance.com");
+futures_venue!(BinanceCoinm, BinanceCoinm, "wss://dstream.binance.com");
+
+fn stream_name(symbol: &Symbol, channel: Channel, depth: DepthSpeed) -> String {
+    let suffix = match (channel, depth) {
+        (Channel::Trade, _) => wire::TRADE_SUFFIX,
+        (Channel::Depth, DepthSpeed::Ms100) => wire::DEPTH_100MS_SUFFIX,
+        (Channel::Depth, DepthSpeed::Ms1000) => wire::DEPTH_250MS_SUFFIX,
+    };
+    format!("{}{suffix}", symbol.as_str().to_ascii_lowercase())
+}
+
+/// Futures events put `T` (transaction time) before `s`, so spot's fixed-layout fast path
+/// does not apply; the generic scan stops after the routing fields all the same.
+fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
+    let number = |value: Option<&[u8]>, name| {
+        value
+            .and_then(json::parse_u64)
+            .ok_or(FrameError::BadField(name))
+    };
+    match channel {
+        Channel::Trade => {
+            let [e, time, id] = json::members(
+                payload,
+                [wire::EVENT_TYPE, wire::EVENT_TIME, wire::TRADE_ID],
+            )
+            .map_err(scan_error)?;
+            if e != Some(wire::EVENT_TRADE) {
+                return Err(FrameError::UnexpectedEvent);
+            }
+            Ok(Fields {
+                ids: Ids::Trade {
+                    id: number(id, "t")?,
+                },
+                event_time_ms: number(time, "E")?,
+            })
+        }
+        Channel::Depth => {
+            let [e, time, first, last, prev] = json::members(
+                payload,
+                [
+                    wire::EVENT_TYPE,
+                    wire::EVENT_TIME,
+                    wire::FIRST_UPDATE_ID,
+                    wire::FINAL_UPDATE_ID,
+                    wire::PREVIOUS_FINAL_UPDATE_ID,
+                ],
+            )
+            .map_err(scan_error)?;
+            if e != Some(wire::EVENT_DEPTH) {
+                return Err(FrameError::UnexpectedEvent);
+            }
+            Ok(Fields {
+                ids: Ids::ChainedDepth {
+                    first: number(first, "U")?,
+                    last: number(last, "u")?,
+                    prev: number(prev, "pu")?,
+                },
+                event_time_ms: number(time, "E")?,
+            })
+        }
+    }
+}
+
+fn scan_error(e: ScanError) -> FrameError {
+    match e {
+        ScanError::Truncated => FrameError::Truncated,
+        ScanError::Unexpected => FrameError::Malformed("invalid JSON in the event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // From the USD-M capture (shared/fixtures/binance/usdm_btcusdt_20240808.gz); the
+    // depth event's arrays shortened.
+    const TRADE: &str = r#"{"e":"trade","E":1723161256322,"T":1723161256322,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}"#;
+    const DEPTH: &str = r#"{"e":"depthUpdate","E":1723161256352,"T":1723161256352,"s":"BTCUSDT","U":5123107837801,"u":5123107842679,"pu":5123107837557,"b":[["1000.00","606.675"]],"a":[]}"#;
+
+    #[test]
+    fn tc0_usdm_trade_and_depth() {
+        assert_eq!(
+            BinanceUsdm::fields(Channel::Trade, TRADE.as_bytes()),
+            Ok(Fields {
+                ids: Ids::Trade { id: 5266583935 },
+                event_time_ms: 1723161256322
+            })
+        );
+        assert_eq!(
+            BinanceUsdm::fields(Channel::Depth, DEPTH.as_bytes()),
+            Ok(Fields {
+                ids: Ids::ChainedDepth {
+                    first: 5123107837801,
+                    last: 5123107842679,
+                    prev: 5123107837557
+                },
+                event_time_ms: 1723161256352
+            })
+        );
+        let no_pu = br#"{"e":"depthUpdate","E":1,"U":2,"u":3}"#;
+        assert_eq!(
+            BinanceUsdm::fields(Channel::Depth, no_pu),
+            Err(FrameError::BadField("pu"))
+        );
+    }
+
+    #[test]
+    fn depth_continuity_is_pu_equals_the_previous_u() {
+        let next = |prev| Ids::ChainedDepth {
+            first: 500,
+            last: 600,
+            prev,
+        };
+        assert_eq!(BinanceUsdm::gap(400, next(400)), None);
+        assert_eq!(BinanceUsdm::gap(400, next(450)), Some(401..451));
+        assert_eq!(
+            BinanceUsdm::gap(400, next(390)),
+            None,
+            "an overlap is no gap"
+        );
+    }
+
+    #[test]
+    fn stream_names_and_urls() {
+        let perp = Symbol::from_static("BTCUSD_PERP");
+        assert_eq!(
+            BinanceCoinm::stream_name(&perp, Channel::Depth, DepthSpeed::Ms100),
+            "btcusd_perp@depth@100ms"
+        );
+        assert_eq!(
+            BinanceUsdm::connect_url(BinanceUsdm::DEFAULT_URL, &["btcusdt@trade".into()]),
+            "wss://fstream.binance.com/stream?streams=btcusdt@trade"
+        );
+        assert_eq!(BinanceCoinm::ID, "binance-coinm");
+    }
+}
