@@ -13,6 +13,8 @@ pub const FIXTURES_ENV: &str = "SEQUEX_FIXTURES";
 pub const SPOT_BTCUSDT: &str = "spot_btcusdt_20240808.gz";
 /// Spot ETHUSDT, 2024-08-08: 6,106 trades, 3,434 depth@100ms, 24,077 bookTicker.
 pub const SPOT_ETHUSDT: &str = "spot_ethusdt_20240808.gz";
+/// USD-M futures BTCUSDT, 2024-08-08: 21,313 trades, 6,551 depth@0ms, 66,089 bookTicker.
+pub const USDM_BTCUSDT: &str = "usdm_btcusdt_20240808.gz";
 
 /// One captured websocket frame.
 #[derive(Clone, Debug)]
