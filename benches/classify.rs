@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sequex_benches::spot_mix;
 use sequex_ingest::bench::BinanceSpot;
 use sequex_ingest::bench::DepthSpeed;
-use sequex_ingest::bench::{Routed, Router, StreamSpec};
+use sequex_ingest::bench::{BinanceUsdm, Routed, Router, StreamSpec, Venue};
 use sequex_subjects::{Channel, Subject, Symbol, SymbolSubjects};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -247,12 +247,58 @@ fn hot<S>(
     total
 }
 
-criterion_group!(benches, classify_route);
+/// Per venue, each over its own real capture, no headers: what a frame costs each venue's
+/// reader (USD-M events put `T` before `s`, so they take the generic field scan).
+fn classify_route_per_venue(c: &mut Criterion) {
+    let spot = spot_mix();
+    let usdm = sequex_benches::usdm_mix();
+    let btc = [
+        StreamSpec {
+            symbol: Symbol::from_static("BTCUSDT"),
+            channel: Channel::Trade,
+        },
+        StreamSpec {
+            symbol: Symbol::from_static("BTCUSDT"),
+            channel: Channel::Depth,
+        },
+    ];
+    let mut group = c.benchmark_group("classify_route_venue");
+    group.throughput(Throughput::Elements(spot.len() as u64));
+    group.bench_function("binance-spot", |b| {
+        b.iter_custom(|iters| {
+            hot(
+                &spot,
+                iters,
+                || Router::<BinanceSpot>::new(&specs(), DepthSpeed::Ms100, false),
+                |router, frame| route(router, frame, 0),
+            )
+        })
+    });
+    group.throughput(Throughput::Elements(usdm.len() as u64));
+    let mut check = Router::<BinanceUsdm>::new(&btc, DepthSpeed::Ms100, false);
+    assert!(
+        usdm.iter().all(|f| check.route(f, 0).is_ok()),
+        "every USD-M frame routes"
+    );
+    group.bench_function("binance-usdm", |b| {
+        b.iter_custom(|iters| {
+            hot(
+                &usdm,
+                iters,
+                || Router::<BinanceUsdm>::new(&btc, DepthSpeed::Ms100, false),
+                |router, frame| route(router, frame, 0),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, classify_route, classify_route_per_venue);
 criterion_main!(benches);
 
 /// Routes a frame and commits what it routed, as the feed does once NATS took it: the
 /// sequence checks then see the stream as it runs, not one that never moves.
-fn route(router: &mut Router<BinanceSpot>, frame: &Bytes, received_ns: u64) {
+fn route<V: Venue>(router: &mut Router<V>, frame: &Bytes, received_ns: u64) {
     if let Ok(Routed::Message(m)) = black_box(router.route(frame, received_ns)) {
         router.commit(m.commit);
         black_box(m);

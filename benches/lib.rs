@@ -16,6 +16,26 @@ pub fn spot_mix() -> Vec<Bytes> {
         })
         .collect();
     frames.sort_by_key(|f| f.received_ns);
+    one_buffer(&frames)
+}
+
+/// The frames `sequex-ingest --venue binance-usdm --symbols BTCUSDT` receives: every trade
+/// and depth frame of the USD-M capture (its `@depth@0ms` named `@depth@100ms`, the stream
+/// the daemon subscribes to), in receive order.
+pub fn usdm_mix() -> Vec<Bytes> {
+    let frames: Vec<capture::CapturedFrame> = capture::load(capture::USDM_BTCUSDT)
+        .expect("load capture")
+        .into_iter()
+        .filter(|f| matches!(f.stream(), Some("btcusdt@trade" | "btcusdt@depth@0ms")))
+        .map(|mut f| {
+            f.text = f.text.replacen("@depth@0ms", "@depth@100ms", 1);
+            f
+        })
+        .collect();
+    one_buffer(&frames)
+}
+
+fn one_buffer(frames: &[capture::CapturedFrame]) -> Vec<Bytes> {
     // Slices of one buffer, as tungstenite hands out slices of its read buffer: cloning a
     // payload out of a frame is then a reference-count increment, as in the daemon.
     let all = Bytes::from(frames.iter().map(|f| f.text.as_str()).collect::<String>());

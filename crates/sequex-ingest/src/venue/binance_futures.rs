@@ -44,7 +44,7 @@ mod wire {
 
 /// Binance USD-M futures.
 #[derive(Debug)]
-pub(crate) struct BinanceUsdm;
+pub struct BinanceUsdm;
 
 /// Binance COIN-M futures.
 #[derive(Debug)]
