@@ -145,12 +145,16 @@ fn every_systemd_unit_passes_systemd_analyze_verify() {
     assert!(version.status.success());
     let dir = std::env::temp_dir().join(format!("sequex-units-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for unit in [
-        "nats-server.service",
-        "sequex-ingest.service",
-        "sequex-streams.service",
+    // The template is verified as an instance, as systemd would load it.
+    for (unit, file) in [
+        ("nats-server.service", "nats-server.service"),
+        (
+            "sequex-ingest@.service",
+            "sequex-ingest@binance-spot.service",
+        ),
+        ("sequex-streams.service", "sequex-streams.service"),
     ] {
-        let path = dir.join(unit);
+        let path = dir.join(file);
         std::fs::write(&path, unit_for_this_build(unit)).unwrap();
         let out = Command::new("systemd-analyze")
             .arg("verify")
@@ -169,7 +173,7 @@ fn every_systemd_unit_passes_systemd_analyze_verify() {
 
 #[tokio::test]
 async fn the_daemon_started_as_its_unit_says_reaches_ready() {
-    let unit = unit_for_this_build("sequex-ingest.service");
+    let unit = unit_for_this_build("sequex-ingest@.service").replace("%i", "binance-spot");
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
@@ -178,7 +182,8 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
     let bin = words.next().unwrap().to_string();
     let args: Vec<&str> = words.collect();
     let env_file =
-        std::fs::read_to_string(workspace_root().join("deploy/systemd/sequex-ingest.env")).unwrap();
+        std::fs::read_to_string(workspace_root().join("deploy/systemd/ingest-binance-spot.env"))
+            .unwrap();
     let (server, _client) = bus().await;
     let (frames, _) = btcusdt(300);
     let fake = sequex_testkit::FakeBinance::start(frames.into())
@@ -186,9 +191,16 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
         .unwrap();
     let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
     // The environment file as systemd reads it; only the addresses change, to this test's.
-    let mut env: Vec<(String, String)> = env_file
+    // The unit's own Environment= lines (the venue, from the instance name), then its file.
+    let lines: Vec<&str> = unit
         .lines()
-        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("Environment="))
+        .filter(|l| !l.contains("%d"))
+        .chain(env_file.lines())
+        .collect();
+    let mut env: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| l.trim())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
