@@ -293,7 +293,6 @@ impl<V: Venue> Feed<V> {
             Ok(Routed::Message(routed)) => {
                 let RoutedMessage {
                     message,
-                    event_time_ms,
                     gap,
                     reset,
                     commit,
@@ -311,8 +310,8 @@ impl<V: Venue> Feed<V> {
                             self.flagged(commit, gap, reset);
                         }
                         self.telemetry.published(
-                            Router::<V>::stream_index(commit),
-                            event_time_ms,
+                            commit.stream(),
+                            commit.event_time_ms(),
                             received_ns,
                             received.into_std(),
                         );

@@ -67,8 +67,6 @@ pub enum Routed {
 pub struct RoutedMessage {
     /// The message.
     pub message: OutboundMessage,
-    /// The exchange event time, ms.
-    pub event_time_ms: u64,
     /// The ids missing before it, if any.
     pub gap: Option<Range<u64>>,
     /// When the venue restarted its ids: the last id of the old sequence.
@@ -83,6 +81,18 @@ pub struct Commit {
     route: usize,
     last_id: u64,
     event_time_ms: u64,
+}
+
+impl Commit {
+    /// The position of the event's stream in [`Router::streams`].
+    pub fn stream(self) -> usize {
+        self.route
+    }
+
+    /// The exchange event time, ms.
+    pub fn event_time_ms(self) -> u64 {
+        self.event_time_ms
+    }
 }
 
 /// The routing table of one connection: its streams' subjects and sequence state.
@@ -155,7 +165,6 @@ impl<V: Venue> Router<V> {
                 reply: None,
                 headers,
             },
-            event_time_ms: fields.event_time_ms,
             gap,
             reset,
             commit: Commit {
@@ -189,12 +198,6 @@ impl<V: Venue> Router<V> {
     #[cold]
     pub(crate) fn rewind(&mut self) {
         self.routes.iter_mut().for_each(|r| r.sequence.rewind());
-    }
-
-    /// The position of its stream in [`Router::streams`].
-    #[inline(always)]
-    pub fn stream_index(commit: Commit) -> usize {
-        commit.route
     }
 
     /// The stream a routed message belongs to.

@@ -33,10 +33,11 @@ fn promtool() -> PathBuf {
 }
 
 #[test]
-fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+fn the_alert_rules_and_the_scrape_config_pass_promtool() {
     for args in [
         ["check", "rules", "alerts.yml"],
         ["test", "rules", "alerts_test.yml"],
+        ["check", "config", "prometheus.yml"],
     ] {
         let out = Command::new(promtool())
             .args(args)

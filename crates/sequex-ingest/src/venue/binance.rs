@@ -34,6 +34,7 @@ mod wire {
     pub(super) const TRADE_ID: &[u8] = b"t";
     pub(super) const FIRST_UPDATE_ID: &[u8] = b"U";
     pub(super) const FINAL_UPDATE_ID: &[u8] = b"u";
+    pub(super) const PREVIOUS_FINAL_UPDATE_ID: &[u8] = b"pu";
     /// The usual layout of events (see `fields_in_usual_layout`).
     pub(super) const USUAL_TRADE_HEAD: &[u8; 17] = br#"{"e":"trade","E":"#;
     pub(super) const USUAL_DEPTH_HEAD: &[u8; 23] = br#"{"e":"depthUpdate","E":"#;
@@ -93,7 +94,7 @@ impl Venue for BinanceSpot {
     fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
         match fields_in_usual_layout(channel, payload) {
             Some(fields) => Ok(fields),
-            None => fields_in_any_layout(channel, payload),
+            None => fields_in_any_layout(channel, payload, Continuity::Consecutive),
         }
     }
 
@@ -170,10 +171,23 @@ fn envelope_in_usual_layout(frame: &[u8]) -> Option<Frame<'_>> {
     })
 }
 
-/// Any member order, whitespace, escapes: the generic scan.
+/// How a venue's depth events follow each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Continuity {
+    /// `U` is the previous event's `u` + 1 (spot).
+    Consecutive,
+    /// `pu` is the previous event's `u` (futures).
+    Chained,
+}
+
+/// Any member order, whitespace, escapes: the generic scan, for every Binance market.
 #[cold]
 #[inline(never)]
-fn fields_in_any_layout(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
+pub(super) fn fields_in_any_layout(
+    channel: Channel,
+    payload: &[u8],
+    continuity: Continuity,
+) -> Result<Fields, FrameError> {
     let number = |value: Option<&[u8]>, name| {
         value
             .and_then(json::parse_u64)
@@ -197,24 +211,36 @@ fn fields_in_any_layout(channel: Channel, payload: &[u8]) -> Result<Fields, Fram
             })
         }
         Channel::Depth => {
-            let [e, time, first, last] = json::members(
-                payload,
-                [
-                    wire::EVENT_TYPE,
-                    wire::EVENT_TIME,
-                    wire::FIRST_UPDATE_ID,
-                    wire::FINAL_UPDATE_ID,
-                ],
-            )
+            // Spot has no `pu`: asking for it would scan the whole event for nothing.
+            let keys = [
+                wire::EVENT_TYPE,
+                wire::EVENT_TIME,
+                wire::FIRST_UPDATE_ID,
+                wire::FINAL_UPDATE_ID,
+                wire::PREVIOUS_FINAL_UPDATE_ID,
+            ];
+            let [e, time, first, last, prev] = match continuity {
+                Continuity::Chained => json::members(payload, keys),
+                Continuity::Consecutive => {
+                    json::members(payload, [keys[0], keys[1], keys[2], keys[3]])
+                        .map(|[e, t, f, l]| [e, t, f, l, None])
+                }
+            }
             .map_err(scan_error)?;
             if e != Some(wire::EVENT_DEPTH) {
                 return Err(FrameError::UnexpectedEvent);
             }
-            Ok(Fields {
-                ids: Ids::Depth {
-                    first: number(first, "U")?,
-                    last: number(last, "u")?,
+            let (first, last) = (number(first, "U")?, number(last, "u")?);
+            let ids = match continuity {
+                Continuity::Consecutive => Ids::Depth { first, last },
+                Continuity::Chained => Ids::ChainedDepth {
+                    first,
+                    last,
+                    prev: number(prev, "pu")?,
                 },
+            };
+            Ok(Fields {
+                ids,
                 event_time_ms: number(time, "E")?,
             })
         }

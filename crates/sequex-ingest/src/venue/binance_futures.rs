@@ -23,20 +23,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use sequex_subjects::{Channel, Symbol};
 
-use super::binance::BinanceSpot;
-use super::json::{self, ScanError};
-use super::{DepthSpeed, Fields, Frame, FrameError, Ids, RestTrades, Venue};
+use super::binance::{BinanceSpot, Continuity, fields_in_any_layout};
+use super::{DepthSpeed, Fields, Frame, FrameError, RestTrades, Venue};
 
-/// Wire constants of the futures JSON streams.
+/// Stream name suffixes.
 mod wire {
-    pub(super) const EVENT_TYPE: &[u8] = b"e";
-    pub(super) const EVENT_TRADE: &[u8] = br#""trade""#;
-    pub(super) const EVENT_DEPTH: &[u8] = br#""depthUpdate""#;
-    pub(super) const EVENT_TIME: &[u8] = b"E";
-    pub(super) const TRADE_ID: &[u8] = b"t";
-    pub(super) const FIRST_UPDATE_ID: &[u8] = b"U";
-    pub(super) const FINAL_UPDATE_ID: &[u8] = b"u";
-    pub(super) const PREVIOUS_FINAL_UPDATE_ID: &[u8] = b"pu";
     pub(super) const TRADE_SUFFIX: &str = "@trade";
     pub(super) const DEPTH_100MS_SUFFIX: &str = "@depth@100ms";
     pub(super) const DEPTH_250MS_SUFFIX: &str = "@depth";
@@ -113,65 +104,13 @@ fn stream_name(symbol: &Symbol, channel: Channel, depth: DepthSpeed) -> String {
 /// Futures events put `T` (transaction time) before `s`, so spot's fixed-layout fast path
 /// does not apply; the generic scan stops after the routing fields all the same.
 fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
-    let number = |value: Option<&[u8]>, name| {
-        value
-            .and_then(json::parse_u64)
-            .ok_or(FrameError::BadField(name))
-    };
-    match channel {
-        Channel::Trade => {
-            let [e, time, id] = json::members(
-                payload,
-                [wire::EVENT_TYPE, wire::EVENT_TIME, wire::TRADE_ID],
-            )
-            .map_err(scan_error)?;
-            if e != Some(wire::EVENT_TRADE) {
-                return Err(FrameError::UnexpectedEvent);
-            }
-            Ok(Fields {
-                ids: Ids::Trade {
-                    id: number(id, "t")?,
-                },
-                event_time_ms: number(time, "E")?,
-            })
-        }
-        Channel::Depth => {
-            let [e, time, first, last, prev] = json::members(
-                payload,
-                [
-                    wire::EVENT_TYPE,
-                    wire::EVENT_TIME,
-                    wire::FIRST_UPDATE_ID,
-                    wire::FINAL_UPDATE_ID,
-                    wire::PREVIOUS_FINAL_UPDATE_ID,
-                ],
-            )
-            .map_err(scan_error)?;
-            if e != Some(wire::EVENT_DEPTH) {
-                return Err(FrameError::UnexpectedEvent);
-            }
-            Ok(Fields {
-                ids: Ids::ChainedDepth {
-                    first: number(first, "U")?,
-                    last: number(last, "u")?,
-                    prev: number(prev, "pu")?,
-                },
-                event_time_ms: number(time, "E")?,
-            })
-        }
-    }
-}
-
-fn scan_error(e: ScanError) -> FrameError {
-    match e {
-        ScanError::Truncated => FrameError::Truncated,
-        ScanError::Unexpected => FrameError::Malformed("invalid JSON in the event"),
-    }
+    fields_in_any_layout(channel, payload, Continuity::Chained)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::venue::Ids;
 
     // From the USD-M capture (shared/fixtures/binance/usdm_btcusdt_20240808.gz); the
     // depth event's arrays shortened.
