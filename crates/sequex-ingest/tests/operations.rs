@@ -235,7 +235,8 @@ async fn a_server_restart_mid_replay_recovers_without_a_person() {
         .await
         .unwrap();
     let record = read_stream(&client, "RECORD").await;
-    let holes = assert_every_hole_flagged(&record, Flags::Cover);
+    // RECORD copies TRADE within milliseconds: at most a few messages are in between.
+    let holes = assert_every_hole_flagged(&record, Flags::Cover { unsourced: 20 });
     assert!(holes >= 1, "the restart left a hole in RECORD, flagged");
     eprintln!(
         "restart: ready again after {recovery:?}; {lost} messages dropped and counted; {} in RECORD, {holes} holes, each flagged",
