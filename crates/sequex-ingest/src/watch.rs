@@ -18,8 +18,12 @@ use crate::telemetry::names;
 /// RECORD's sourcing lag, as a share of TRADE's max_age, past which a warning is logged.
 const LAG_WARNING: f64 = 0.6;
 
-/// Watches TRADE and RECORD every `interval` (and at once when NATS comes back) until
-/// shutdown: readiness follows TRADE's presence; the loss estimate and RECORD's lag are
+/// How soon a missing TRADE is looked at again: every message until it is back is dropped,
+/// and `sequex-streams watch` recreates it within milliseconds of a server restart.
+const MISSING_RECHECK: Duration = Duration::from_millis(200);
+
+/// Watches TRADE and RECORD every `interval` (and at once when NATS comes back; more often
+/// while TRADE is missing) until shutdown: readiness follows TRADE's presence; the loss estimate and RECORD's lag are
 /// exported and logged. A check that gets no answer says nothing about the stream: the
 /// last known state stands.
 pub(crate) async fn watch_streams(
@@ -29,16 +33,10 @@ pub(crate) async fn watch_streams(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(interval);
     let mut present = [true, true];
     let mut accounting = LossAccounting::default();
     health.set_watched();
     loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-            () = health.recheck_requested() => {}
-        }
         let mut infos = [None, None];
         for (i, stream) in Stream::ALL.into_iter().enumerate() {
             let info = match bus::stream_info(&js, stream, &url).await {
@@ -83,6 +81,16 @@ pub(crate) async fn watch_streams(
         }
         if let (Some(trade), Some(record)) = (&trade, &record) {
             record_lag(&js, trade, record).await;
+        }
+        let next = if present[0] {
+            interval
+        } else {
+            MISSING_RECHECK
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(next) => {}
+            () = health.recheck_requested() => {}
         }
     }
 }

@@ -7,12 +7,14 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Flags, assert_every_hole_flagged, btcusdt, eventually, read_stream, replay};
 use sequex_streams::{Configs, Finding, Mode, Provisioner};
 use sequex_testkit::{NatsServer, Script, configs_dir, provision};
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn provisioner(client: &async_nats::Client) -> Provisioner {
     Provisioner::new(client.clone(), Configs::load(&configs_dir()).unwrap())
@@ -182,6 +184,16 @@ async fn a_server_restart_mid_replay_recovers_without_a_person() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut lines = BufReader::new(watch.stderr.take().unwrap()).lines();
+    let sink = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     let (frames, _) = btcusdt(6000);
     let total = frames.len() as f64;
     let (_fake, daemon) = replay(
@@ -216,28 +228,27 @@ async fn a_server_restart_mid_replay_recovers_without_a_person() {
     assert!(lost > 0.0, "the restart window is counted");
 
     let client = server.connect().await.unwrap();
-    // RECORD has caught up when its count stops moving for 5 s: longer than `watch` takes
-    // to see a stalled source and re-attach it (what the restart cost never comes).
-    let (mut last, mut still) = (u64::MAX, 0);
-    for _ in 0..90 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = common::stream_count(&client, "RECORD").await;
-        still = if now > 0 && now == last { still + 1 } else { 0 };
-        if still == 5 {
-            break;
+    let caught_up = tokio::time::timeout(Duration::from_secs(60), async {
+        while !common::record_caught_up(&client).await {
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        last = now;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    })
+    .await;
+    let log = log.lock().unwrap().clone();
+    assert!(
+        caught_up.is_ok(),
+        "RECORD never held TRADE's last message; watch said:\n{log}\nnats-server said:\n{}",
+        server.log()
+    );
     watch.start_kill().unwrap();
-    let mut log = String::new();
-    tokio::io::AsyncReadExt::read_to_string(watch.stderr.as_mut().unwrap(), &mut log)
-        .await
-        .unwrap();
     let record = read_stream(&client, "RECORD").await;
     // RECORD copies TRADE within milliseconds: at most a few messages are in between.
     let holes = assert_every_hole_flagged(&record, Flags::Cover { unsourced: 20 });
-    assert!(holes >= 1, "the restart left a hole in RECORD, flagged");
+    assert!(
+        holes >= 1,
+        "the restart left a hole in RECORD, flagged ({} in RECORD); watch said:\n{log}",
+        record.len()
+    );
     eprintln!(
         "restart: ready again after {recovery:?}; {lost} messages dropped and counted; {} in RECORD, {holes} holes, each flagged",
         record.len()

@@ -18,7 +18,8 @@ pub mod api;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use sequex_subjects::{Consumer, Stream, header};
 use serde_json::Value;
@@ -41,6 +42,12 @@ pub const CONSUMER_FILES: [(Consumer, &str); 3] = [
 /// A source that made no progress for this long while its origin holds newer messages is
 /// stalled: well within TRADE's 5 s max_age, past which what RECORD has not copied is gone.
 pub const STALL_AFTER: Duration = Duration::from_secs(2);
+
+/// How long a re-attached source is left to start before it is judged: longer than the
+/// server takes to set a source up (2.15.1: about 2.2 s after a re-attach, reporting no
+/// activity meanwhile; a re-attach cancels the setup in flight, so judging sooner
+/// re-attaches forever).
+pub const SETUP_GRACE: Duration = Duration::from_secs(3);
 
 /// Why the tool could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -204,12 +211,18 @@ impl Configs {
 pub struct Provisioner {
     client: async_nats::Client,
     configs: Configs,
+    /// Across passes (`watch`): RECORD's source, as last seen.
+    progress: Mutex<Progress>,
 }
 
 impl Provisioner {
     /// A provisioner of `configs` over `client`.
     pub fn new(client: async_nats::Client, configs: Configs) -> Self {
-        Provisioner { client, configs }
+        Provisioner {
+            client,
+            configs,
+            progress: Mutex::new(Progress::default()),
+        }
     }
 
     /// One pass: what was found and, outside [`Mode::Check`], done.
@@ -250,13 +263,13 @@ impl Provisioner {
                     .await?;
                 if trade_recreated {
                     let sourced = self.sourced(Some(info)).await?.unwrap_or(0);
-                    self.reattach(record).await?;
+                    self.reattach(record, sourced).await?;
                     findings.push(Finding::Reattached { sourced });
                 } else if let Some(stalled) = self.stalled(info).await? {
                     if mode == Mode::Check {
                         findings.push(stalled);
                     } else if let Finding::Stalled { sourced, .. } = stalled {
-                        self.reattach(record).await?;
+                        self.reattach(record, sourced).await?;
                         findings.push(Finding::Reattached { sourced });
                     }
                 }
@@ -367,33 +380,70 @@ impl Provisioner {
         let Some(source) = record["sources"].as_array().and_then(|s| s.first()) else {
             return Ok(None);
         };
-        // Nanoseconds since the source last heard from TRADE (-1: never).
-        let active = source["active"].as_i64().unwrap_or(-1);
-        if active >= 0 && Duration::from_nanos(active as u64) < STALL_AFTER {
-            return Ok(None);
-        }
         let Some(trade) = api::stream_info(&self.client, Stream::Trade.name()).await? else {
             return Ok(None);
         };
         let trade_last = trade["state"]["last_seq"].as_u64().unwrap_or(0);
         let sourced = self.sourced(Some(record)).await?.unwrap_or(0);
-        Ok((trade_last > sourced).then_some(Finding::Stalled {
+        if trade_last <= sourced {
+            self.progress().sourced = None;
+            return Ok(None);
+        }
+        // `active`: nanoseconds since the source last heard from TRADE (-1: never, or a
+        // setup in flight).
+        let active = source["active"].as_i64().unwrap_or(-1);
+        let silent = u64::try_from(active).is_ok_and(|n| Duration::from_nanos(n) >= STALL_AFTER);
+        let mut progress = self.progress();
+        if progress
+            .reattached
+            .is_some_and(|at| at.elapsed() < SETUP_GRACE)
+        {
+            return Ok(None);
+        }
+        let stalled = match progress.sourced {
+            Some((at, since)) if at == sourced => silent || since.elapsed() >= STALL_AFTER,
+            first_look => {
+                let stalled = silent || (first_look.is_none() && active < 0);
+                progress.sourced = Some((sourced, Instant::now()));
+                stalled
+            }
+        };
+        Ok(stalled.then_some(Finding::Stalled {
             sourced,
             trade_last,
         }))
     }
 
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Removes RECORD's source and adds it again (`nats stream edit` twice): the new
     /// source starts after the last TRADE sequence RECORD holds.
-    async fn reattach(&self, record: &Value) -> Result<(), Error> {
+    async fn reattach(&self, record: &Value, sourced: u64) -> Result<(), Error> {
         let mut unsourced = record.clone();
         if let Some(config) = unsourced.as_object_mut() {
             config.remove("sources");
         }
         api::put_stream(&self.client, "UPDATE", &unsourced).await?;
         api::put_stream(&self.client, "UPDATE", record).await?;
+        *self.progress() = Progress {
+            sourced: Some((sourced, Instant::now())),
+            reattached: Some(Instant::now()),
+        };
         Ok(())
     }
+}
+
+/// RECORD's source across passes.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The last TRADE sequence RECORD held, and since when.
+    sourced: Option<(u64, Instant)>,
+    /// When it was last re-attached.
+    reattached: Option<Instant>,
 }
 
 /// Collects `(field, live, file)` for every field of `file` that `live` does not match.

@@ -72,6 +72,31 @@ pub async fn stream_count(client: &async_nats::Client, stream: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether RECORD's last message is TRADE's last (RECORD has copied all there is).
+pub async fn record_caught_up(client: &async_nats::Client) -> bool {
+    let last = |stream| async move {
+        provision::stream_info(client, stream)
+            .await
+            .ok()
+            .and_then(|i| i["state"]["last_seq"].as_u64())
+    };
+    let (Some(trade), Some(record)) = (last("TRADE").await, last("RECORD").await) else {
+        return false;
+    };
+    let js = async_nats::jetstream::new(client.clone());
+    let Ok(stream) = js.get_stream_no_info("RECORD").await else {
+        return false;
+    };
+    let Ok(message) = stream.get_raw_message(record).await else {
+        return false;
+    };
+    message
+        .headers
+        .get(sequex_subjects::header::STREAM_SOURCE)
+        .and_then(|v| sequex_subjects::header::parse_stream_source(v.as_str()))
+        .is_some_and(|(_, seq)| seq == trade)
+}
+
 /// The capture's trade and depth frames for BTCUSDT, in order, and what each must become.
 pub fn btcusdt(limit: usize) -> (Vec<CapturedFrame>, Vec<(String, String)>) {
     let frames: Vec<CapturedFrame> = capture::load(capture::SPOT_BTCUSDT)
