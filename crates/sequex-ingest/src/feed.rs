@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use sequex_subjects::Channel;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -47,6 +47,8 @@ const WS_LIMIT_FACTOR: usize = 2;
 pub(crate) struct Feed<V> {
     /// The connect URL (streams included).
     pub(crate) url: String,
+    /// What to send on a new connection ([`Venue::subscriptions`]).
+    pub(crate) subscriptions: Vec<String>,
     /// Its routes.
     pub(crate) router: Router<V>,
     /// Its publisher.
@@ -175,6 +177,7 @@ impl<V: Venue> Feed<V> {
     /// needs, so that a replacement can connect while this feed reads.
     fn connect(&self) -> impl Future<Output = Result<Socket, FeedError>> + use<V> {
         let (url, limiter, tls) = (self.url.clone(), self.limiter.clone(), self.tls.clone());
+        let subscriptions = self.subscriptions.clone();
         let ws_limit = self.max_frame_bytes.saturating_mul(WS_LIMIT_FACTOR);
         async move {
             let config = WebSocketConfig::default()
@@ -187,11 +190,18 @@ impl<V: Venue> Feed<V> {
                 true,
                 Some(tokio_tungstenite::Connector::Rustls(tls)),
             );
-            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok((socket, _))) => Ok(socket),
-                Ok(Err(e)) => Err(FeedError::Connect(e)),
-                Err(_) => Err(FeedError::ConnectTimeout),
+            let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(Ok((socket, _))) => socket,
+                Ok(Err(e)) => return Err(FeedError::Connect(e)),
+                Err(_) => return Err(FeedError::ConnectTimeout),
+            };
+            for request in subscriptions {
+                socket
+                    .send(Message::text(request))
+                    .await
+                    .map_err(FeedError::Connect)?;
             }
+            Ok(socket)
         }
     }
 
@@ -203,8 +213,13 @@ impl<V: Venue> Feed<V> {
         let lifetime = tokio::time::sleep(V::CONNECTION_LIFETIME.saturating_sub(LIFETIME_MARGIN));
         tokio::pin!(lifetime);
         // Checking a timestamp on a coarse tick costs less per frame than re-arming a timer.
-        let mut stale_check = tokio::time::interval(self.stale_after / 4);
+        let tick = match V::CLIENT_PING {
+            Some((_, after)) => (self.stale_after / 4).min(after / 3),
+            None => self.stale_after / 4,
+        };
+        let mut stale_check = tokio::time::interval(tick);
         let mut last_frame = Instant::now();
+        let mut last_ping = Instant::now();
         let mut planned: Option<ReconnectReason> = None;
         let mut replacement = std::pin::pin!(futures::future::OptionFuture::from(None));
         let mut replaced: Option<(Socket, Instant)> = None;
@@ -268,6 +283,15 @@ impl<V: Venue> Feed<V> {
                     if last_frame.elapsed() > self.stale_after {
                         break Ended::Failed(FeedError::Stale(self.stale_after));
                     }
+                    if let Some((ping, after)) = V::CLIENT_PING
+                        && last_frame.elapsed() >= after
+                        && last_ping.elapsed() >= after
+                    {
+                        last_ping = Instant::now();
+                        if let Err(e) = socket.send(Message::text(ping)).await {
+                            break Ended::Failed(FeedError::Socket(e));
+                        }
+                    }
                 }
                 () = &mut lifetime, if planned.is_none() => {
                     planned = Some(ReconnectReason::Lifetime);
@@ -289,7 +313,26 @@ impl<V: Venue> Feed<V> {
             return false;
         }
         let received_ns = unix_nanos();
-        match self.router.route(&frame, received_ns) {
+        let routed = self.router.route(&frame, received_ns);
+        let mut shutdown = self.on_event(routed, &frame, received_ns, received);
+        if V::EVENT_ARRAYS {
+            while let Some(routed) = self.router.next_event(&frame, received_ns) {
+                shutdown |= self.on_event(routed, &frame, received_ns, received);
+            }
+        }
+        shutdown
+    }
+
+    /// One event of a frame: published, or dropped and counted.
+    #[inline(always)]
+    fn on_event(
+        &mut self,
+        routed: Result<Routed, FrameError>,
+        frame: &Bytes,
+        received_ns: u64,
+        received: Instant,
+    ) -> bool {
+        match routed {
             Ok(Routed::Message(routed)) => {
                 let RoutedMessage {
                     message,
@@ -326,12 +369,12 @@ impl<V: Venue> Feed<V> {
                 false
             }
             Ok(Routed::OutOfSequence(channel)) => {
-                self.telemetry.out_of_sequence(channel, &frame);
+                self.telemetry.out_of_sequence(channel, frame);
                 false
             }
             Ok(Routed::Ignored) => false,
             Err(error) => {
-                self.telemetry.frame_error(error, &frame);
+                self.telemetry.frame_error(error, frame);
                 false
             }
         }

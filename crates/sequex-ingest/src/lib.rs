@@ -61,8 +61,9 @@ use crate::route::{Router, StreamSpec};
 use crate::telemetry::FeedTelemetry;
 use crate::venue::binance::BinanceSpot;
 use crate::venue::binance_futures::{BinanceCoinm, BinanceUsdm};
+use crate::venue::okx::Okx;
 use crate::venue::{RestTrades, Venue};
-use sequex_subjects::Channel;
+use sequex_subjects::{Channel, Symbol};
 
 /// How long shutdown may spend flushing what is queued for NATS.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
@@ -98,13 +99,23 @@ pub enum Error {
     /// A feed stopped on a bug; the process exits so that its supervisor restarts it.
     #[error("a websocket feed panicked (a bug: please report it with the log); exiting")]
     FeedPanicked,
+    /// A `--symbols` entry cannot name an instrument of `--venue`.
+    #[error("--symbols {symbol} is not a {venue} instrument: {why}")]
+    Symbol {
+        /// The venue.
+        venue: &'static str,
+        /// The symbol.
+        symbol: Symbol,
+        /// The venue's naming rule.
+        why: &'static str,
+    },
 }
 
 impl Error {
     /// 2 for what the operator must fix (configuration, streams), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Bus(_) | Error::MetricsAddr { .. } | Error::Tls(_) => 2,
+            Error::Bus(_) | Error::MetricsAddr { .. } | Error::Tls(_) | Error::Symbol { .. } => 2,
             Error::Metrics(_) | Error::Signals(_) | Error::Rest(_) | Error::FeedPanicked => 1,
         }
     }
@@ -112,6 +123,12 @@ impl Error {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    match cli.venue {
+        VenueId::BinanceSpot => check_symbols::<BinanceSpot>(&cli.symbols)?,
+        VenueId::BinanceUsdm => check_symbols::<BinanceUsdm>(&cli.symbols)?,
+        VenueId::BinanceCoinm => check_symbols::<BinanceCoinm>(&cli.symbols)?,
+        VenueId::Okx => check_symbols::<Okx>(&cli.symbols)?,
+    }
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(cancel_on_signal(shutdown.clone()).await?);
@@ -206,6 +223,7 @@ async fn ingest(
         VenueId::BinanceSpot => start_feeds::<BinanceSpot>,
         VenueId::BinanceUsdm => start_feeds::<BinanceUsdm>,
         VenueId::BinanceCoinm => start_feeds::<BinanceCoinm>,
+        VenueId::Okx => start_feeds::<Okx>,
     };
     start(cli, &shared, shutdown, &panicked, &feeds, tasks)?;
     feeds.close();
@@ -302,6 +320,7 @@ fn start_feeds<V: Venue + RestTrades>(
             .collect();
         let feed = Feed::<V> {
             url: V::connect_url(base, &names),
+            subscriptions: V::subscriptions(&names),
             router: Router::new(chunk, cli.depth_speed, !cli.no_headers),
             publisher: Publisher::new(client.clone(), queue_bytes),
             telemetry: FeedTelemetry::new(V::ID, i, chunk),
@@ -321,6 +340,18 @@ fn start_feeds<V: Venue + RestTrades>(
                 shutdown.cancel();
             }
         });
+    }
+    Ok(())
+}
+
+/// Refuses, before anything starts, a symbol the venue cannot have.
+fn check_symbols<V: Venue>(symbols: &[Symbol]) -> Result<(), Error> {
+    for symbol in symbols {
+        V::check_symbol(symbol).map_err(|why| Error::Symbol {
+            venue: V::ID,
+            symbol: symbol.clone(),
+            why,
+        })?;
     }
     Ok(())
 }

@@ -17,12 +17,14 @@ use rustc_hash::FxBuildHasher;
 use sequex_subjects::{Channel, Symbol, SymbolSubjects, header};
 
 use crate::sequence::{Sequence, Verdict};
-use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Venue};
+use crate::venue::json;
+use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
 
 const MSG_ID: HeaderName = HeaderName::from_static(header::MSG_ID);
 const RECEIVE_TIME_NS: HeaderName = HeaderName::from_static(header::RECEIVE_TIME_NS);
 const GAP: HeaderName = HeaderName::from_static(header::GAP);
 const RESET: HeaderName = HeaderName::from_static(header::RESET);
+const SNAPSHOT: HeaderName = HeaderName::from_static(header::SNAPSHOT);
 
 /// One subscribed venue stream: a symbol on a channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,7 +103,19 @@ pub struct Router<V> {
     index: hashbrown::HashMap<StreamName, usize, FxBuildHasher>,
     routes: Vec<Route>,
     headers: bool,
+    /// The events of the frame being routed that [`Router::next_event`] has not returned
+    /// yet ([`Venue::EVENT_ARRAYS`]).
+    batch: Option<Batch>,
     venue: PhantomData<V>,
+}
+
+/// What is left of a frame's event array: its route, where the next event starts, and
+/// where the array ends.
+#[derive(Debug)]
+struct Batch {
+    route: usize,
+    next: usize,
+    end: usize,
 }
 
 impl<V: Venue> Router<V> {
@@ -128,11 +142,14 @@ impl<V: Venue> Router<V> {
             index,
             routes,
             headers,
+            batch: None,
             venue: PhantomData,
         }
     }
 
-    /// Turns one text frame into a message. `received_ns` is the local receive time.
+    /// Turns one text frame into a message. `received_ns` is the local receive time. For
+    /// a venue whose frames carry arrays of events this is the first event; the others
+    /// follow from [`Router::next_event`].
     pub fn route(&mut self, frame: &Bytes, received_ns: u64) -> Result<Routed, FrameError> {
         let (stream, payload) = match V::classify(frame)? {
             Frame::Data { stream, payload } => (stream, payload),
@@ -142,6 +159,52 @@ impl<V: Venue> Router<V> {
         let Some(&i) = self.index.get(&NameRef(stream)) else {
             return unrouted::<V>(&frame[payload], FrameError::UnknownStream);
         };
+        if V::EVENT_ARRAYS {
+            self.batch = Some(Batch {
+                route: i,
+                next: payload.start + 1,
+                end: payload.end,
+            });
+            return self
+                .next_event(frame, received_ns)
+                .unwrap_or(Ok(Routed::Ignored));
+        }
+        self.event(i, frame, payload, received_ns)
+    }
+
+    /// The next event of the frame [`Router::route`] took, if its array holds more. Route
+    /// and commit each before asking for the next: they are judged against the one before.
+    pub fn next_event(
+        &mut self,
+        frame: &Bytes,
+        received_ns: u64,
+    ) -> Option<Result<Routed, FrameError>> {
+        let batch = self.batch.as_mut()?;
+        match json::element(&frame[..batch.end], batch.next) {
+            Ok(Some((event, next))) => {
+                batch.next = next;
+                let route = batch.route;
+                Some(self.event(route, frame, event, received_ns))
+            }
+            Ok(None) => {
+                self.batch = None;
+                None
+            }
+            Err(_) => {
+                self.batch = None;
+                Some(Err(FrameError::Malformed("not an array of events")))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn event(
+        &mut self,
+        i: usize,
+        frame: &Bytes,
+        payload: Range<usize>,
+        received_ns: u64,
+    ) -> Result<Routed, FrameError> {
         let route = &mut self.routes[i];
         let fields = match V::fields(route.spec.channel, &frame[payload.clone()]) {
             Ok(fields) => fields,
@@ -321,6 +384,9 @@ fn headers(
     if let Some(last) = reset {
         map.insert(RESET, HeaderValue::from(last));
     }
+    if let Ids::Snapshot { .. } = fields.ids {
+        map.insert(SNAPSHOT, HeaderValue::from("true"));
+    }
     map
 }
 
@@ -497,5 +563,51 @@ mod tests {
             router.route(&frame, 0).unwrap_err(),
             FrameError::UnknownStream
         );
+    }
+
+    #[test]
+    fn an_okx_frame_yields_one_message_per_event_each_a_slice_of_it() {
+        use crate::venue::okx::Okx;
+        let btc = Symbol::from_static("BTC-USDT");
+        let specs = Channel::ALL.map(|channel| StreamSpec {
+            symbol: btc.clone(),
+            channel,
+        });
+        let mut router = Router::<Okx>::new(&specs, DepthSpeed::Ms100, true);
+        let trades = [
+            r#"{"instId":"BTC-USDT","tradeId":"11","px":"1","sz":"1","side":"buy","ts":"5"}"#,
+            r#"{"instId":"BTC-USDT","tradeId":"14","px":"1","sz":"1","side":"buy","ts":"5","count":"2"}"#,
+            r#"{"instId":"BTC-USDT","tradeId":"15","px":"1","sz":"1","side":"sell","ts":"6"}"#,
+        ];
+        let frame = Bytes::from(format!(
+            r#"{{"arg":{{"channel":"trades","instId":"BTC-USDT"}},"data":[{}]}}"#,
+            trades.join(",")
+        ));
+        let mut published = Vec::new();
+        let mut routed = Some(router.route(&frame, 0));
+        while let Some(next) = routed {
+            let m = message(next);
+            router.commit(m.commit);
+            published.push(m);
+            routed = router.next_event(&frame, 0);
+        }
+        assert_eq!(published.len(), 3);
+        for (m, trade) in published.iter().zip(trades) {
+            assert_eq!(&m.message.payload[..], trade.as_bytes());
+            assert_eq!(m.message.subject.as_str(), "TRADE.trade.okx.BTC-USDT");
+        }
+        // The second event aggregates fills 13 and 14: 12 is missing.
+        assert_eq!(published[1].gap, Some(12..13));
+        assert_eq!(
+            header_of(&published[2], header::MSG_ID).as_deref(),
+            Some("okx:trade:BTC-USDT:15")
+        );
+        let book = Bytes::from_static(
+            br#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"snapshot","data":[{"asks":[],"bids":[],"ts":"7","checksum":0,"prevSeqId":-1,"seqId":9}]}"#,
+        );
+        let m = message(router.route(&book, 0));
+        assert_eq!(header_of(&m, header::SNAPSHOT).as_deref(), Some("true"));
+        assert!(router.next_event(&book, 0).is_none());
+        assert!(header_of(&published[0], header::SNAPSHOT).is_none());
     }
 }

@@ -87,6 +87,21 @@ impl Sequence {
     #[cold]
     #[inline(never)]
     fn discontinuity(&mut self, ids: Ids, time_ms: u64, last: u64) -> Verdict {
+        match ids {
+            // The anchor again, as its own predecessor: nothing changed (OKX's keepalive).
+            Ids::Snapshot { id } if id == last => return Verdict::Duplicate,
+            // A whole book stands alone: a lower id is the venue's new sequence.
+            Ids::Snapshot { id } => {
+                return Verdict::Publish {
+                    gap: None,
+                    reset: (id < last).then_some(last),
+                };
+            }
+            Ids::ChainedDepth { prev, last: id, .. } if prev == last && id == last => {
+                return Verdict::Duplicate;
+            }
+            _ => {}
+        }
         match self.suspect {
             Some((suspect, suspect_time))
                 if ids.first() > suspect.last()
@@ -294,5 +309,46 @@ mod tests {
         let mut seq = Sequence::default();
         let verdicts = run(&mut seq, &[(100, 1), (u64::MAX, 1), (1, 2), (101, 2)]);
         assert_eq!(verdicts, [OK, Verdict::Suspect, Verdict::Suspect, OK]);
+    }
+
+    #[test]
+    fn snapshots_stand_alone_and_keepalives_change_nothing() {
+        use crate::venue::{Venue, okx::Okx};
+        let chained = |prev, id| Ids::ChainedDepth {
+            first: id,
+            last: id,
+            prev,
+        };
+        let mut seq = Sequence::default();
+        let mut step = |ids: Ids, time| {
+            let verdict = seq.check(ids, time, Okx::gap);
+            if matches!(verdict, Verdict::Publish { .. }) {
+                seq.commit(ids.last(), time);
+            }
+            verdict
+        };
+        assert_eq!(step(Ids::Snapshot { id: 100 }, 1), OK);
+        assert_eq!(step(chained(100, 107), 2), OK);
+        // OKX's keepalive: the same id, named as its own predecessor.
+        assert_eq!(step(chained(107, 107), 3), Verdict::Duplicate);
+        assert_eq!(
+            step(chained(120, 130), 4),
+            Verdict::Publish {
+                gap: Some(108..121),
+                reset: None
+            }
+        );
+        // A snapshot after a reconnect is no gap, whatever was missed.
+        assert_eq!(step(Ids::Snapshot { id: 500 }, 5), OK);
+        assert_eq!(step(Ids::Snapshot { id: 500 }, 6), Verdict::Duplicate);
+        // The venue started its ids again: the snapshot is published, as a reset.
+        assert_eq!(
+            step(Ids::Snapshot { id: 3 }, 7),
+            Verdict::Publish {
+                gap: None,
+                reset: Some(500)
+            }
+        );
+        assert_eq!(step(chained(3, 9), 8), OK);
     }
 }

@@ -24,6 +24,10 @@ pub const GAP: &str = "Sequex-Gap";
 /// it are not comparable; resynchronise as for a gap. When the event that announced the
 /// reset could not be published, [`GAP`] on the same message names its ids.
 pub const RESET: &str = "Sequex-Reset";
+/// On a depth message that is a whole book rather than a diff (OKX's `books` snapshot,
+/// sent first on every connection): `true`. A book builder replaces its book with it; a
+/// snapshot is never a gap, whatever came before it.
+pub const SNAPSHOT: &str = "Sequex-Snapshot";
 /// Where the message came from when it is not the live websocket: `rest` for trades
 /// fetched from the venue's REST API to fill a gap. Such messages carry the same
 /// [`MSG_ID`] a websocket copy would, may arrive after newer live ones, and are in id order

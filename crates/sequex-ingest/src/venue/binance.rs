@@ -81,6 +81,10 @@ impl Venue for BinanceSpot {
         )
     }
 
+    fn check_symbol(symbol: &Symbol) -> Result<(), &'static str> {
+        check_symbol(symbol)
+    }
+
     // Inlined into the router with the fast paths; the rare paths are cold calls.
     #[inline(always)]
     fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
@@ -103,6 +107,16 @@ impl Venue for BinanceSpot {
             json::members(event, [wire::EVENT_TYPE]),
             Ok([Some(e)]) if e == wire::EVENT_SERVER_SHUTDOWN
         )
+    }
+}
+
+/// Binance writes instruments without `-` (`BTCUSDT`, `BTCUSD_PERP`); `BTC-USDT` is OKX's
+/// spelling.
+pub(super) fn check_symbol(symbol: &Symbol) -> Result<(), &'static str> {
+    if symbol.as_str().contains('-') {
+        Err("Binance symbols have no '-' (BTCUSDT, BTCUSD_PERP); BTC-USDT is OKX's name (--venue okx)")
+    } else {
+        Ok(())
     }
 }
 
@@ -232,7 +246,7 @@ pub(super) fn fields_in_any_layout(
             }
             let (first, last) = (number(first, "U")?, number(last, "u")?);
             let ids = match continuity {
-                Continuity::Consecutive => Ids::Depth { first, last },
+                Continuity::Consecutive => Ids::Range { first, last },
                 Continuity::Chained => Ids::ChainedDepth {
                     first,
                     last,
@@ -270,7 +284,7 @@ fn fields_in_usual_layout(channel: Channel, payload: &[u8]) -> Option<Fields> {
             let (first, rest) = json::leading_u64(after(rest, wire::USUAL_FIRST_ID_KEY)?)?;
             let (last, rest) = json::leading_u64(after(rest, wire::USUAL_FINAL_ID_KEY)?)?;
             rest.first().filter(|b| matches!(b, b',' | b'}'))?;
-            Ids::Depth { first, last }
+            Ids::Range { first, last }
         }
     };
     Some(Fields { ids, event_time_ms })
@@ -369,7 +383,7 @@ mod tests {
         assert_eq!(
             BinanceSpot::fields(Channel::Depth, payload),
             Ok(Fields {
-                ids: Ids::Depth {
+                ids: Ids::Range {
                     first: 50093239203,
                     last: 50093239207
                 },
@@ -534,7 +548,7 @@ mod tests {
         assert_eq!(
             BinanceSpot::gap(
                 10,
-                Ids::Depth {
+                Ids::Range {
                     first: 11,
                     last: 20
                 }
@@ -544,7 +558,7 @@ mod tests {
         assert_eq!(
             BinanceSpot::gap(
                 10,
-                Ids::Depth {
+                Ids::Range {
                     first: 12,
                     last: 20
                 }

@@ -60,6 +60,10 @@ macro_rules! futures_venue {
                 BinanceSpot::connect_url(base, streams)
             }
 
+            fn check_symbol(symbol: &Symbol) -> Result<(), &'static str> {
+                super::binance::check_symbol(symbol)
+            }
+
             fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
                 BinanceSpot::classify(frame)
             }

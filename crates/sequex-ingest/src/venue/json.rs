@@ -57,6 +57,27 @@ pub(crate) fn members<'a, const N: usize>(
     }
 }
 
+/// The next element of an array: `pos` is just past its `[` or a previous element.
+/// Returns the element's range and where to look for the one after it, or `None` at the
+/// array's `]`.
+pub(crate) fn element(
+    buf: &[u8],
+    pos: usize,
+) -> Result<Option<(std::ops::Range<usize>, usize)>, ScanError> {
+    let start = skip_ws(buf, pos);
+    if buf.get(start) == Some(&b']') {
+        return Ok(None);
+    }
+    let (_, end) = value(buf, start)?;
+    let after = skip_ws(buf, end);
+    match buf.get(after) {
+        Some(b',') => Ok(Some((start..end, after + 1))),
+        Some(b']') => Ok(Some((start..end, after))),
+        Some(_) => Err(ScanError::Unexpected),
+        None => Err(ScanError::Truncated),
+    }
+}
+
 /// The position of `key` in `keys`. Keys are a byte or two: an inlined loop beats a
 /// `memcmp` call per comparison.
 #[inline(always)]
@@ -362,5 +383,20 @@ mod tests {
         ] {
             assert_eq!(parse_u64(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn walks_array_elements() {
+        let buf = br#"[{"a":[1,2]} , {"b":"]"},3]"#;
+        let mut pos = 1;
+        let mut seen = Vec::new();
+        while let Some((range, next)) = element(buf, pos).unwrap() {
+            seen.push(std::str::from_utf8(&buf[range]).unwrap());
+            pos = next;
+        }
+        assert_eq!(seen, [r#"{"a":[1,2]}"#, r#"{"b":"]"}"#, "3"]);
+        assert_eq!(element(b"[]", 1), Ok(None));
+        assert_eq!(element(br#"[{"a":1} x]"#, 1), Err(ScanError::Unexpected));
+        assert_eq!(element(br#"[{"a":1}"#, 1), Err(ScanError::Truncated));
     }
 }

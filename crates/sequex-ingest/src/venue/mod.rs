@@ -5,6 +5,7 @@
 pub(crate) mod binance;
 pub(crate) mod binance_futures;
 pub(crate) mod json;
+pub(crate) mod okx;
 
 use std::ops::Range;
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub enum VenueId {
     /// Binance COIN-M futures (`wss://dstream.binance.com`).
     #[value(name = "binance-coinm")]
     BinanceCoinm,
+    /// OKX v5 public (`wss://ws.okx.com:8443/ws/v5/public`).
+    #[value(name = "okx")]
+    Okx,
 }
 
 /// Options that shape a venue's stream names.
@@ -62,11 +66,12 @@ pub enum Ids {
         /// The trade id.
         id: u64,
     },
-    /// A depth diff covering update ids `first..=last` (`U`, `u`).
-    Depth {
-        /// The first update id in the event.
+    /// Consecutive ids `first..=last`: a spot depth diff (`U`, `u`), or an OKX trade that
+    /// aggregates `count` fills.
+    Range {
+        /// The first id in the event.
         first: u64,
-        /// The final update id in the event.
+        /// The last id in the event.
         last: u64,
     },
     /// A depth diff that names the final update id of the event before it (`pu`): the
@@ -79,22 +84,27 @@ pub enum Ids {
         /// The final update id of the previous event (`pu`).
         prev: u64,
     },
+    /// A whole book (OKX's `books` snapshot): it follows nothing, so it is never a gap.
+    Snapshot {
+        /// Its sequence id.
+        id: u64,
+    },
 }
 
 impl Ids {
     /// The first id the event covers.
     pub fn first(self) -> u64 {
         match self {
-            Ids::Trade { id } => id,
-            Ids::Depth { first, .. } | Ids::ChainedDepth { first, .. } => first,
+            Ids::Trade { id } | Ids::Snapshot { id } => id,
+            Ids::Range { first, .. } | Ids::ChainedDepth { first, .. } => first,
         }
     }
 
     /// The last id the event covers: the one the next event must follow.
     pub fn last(self) -> u64 {
         match self {
-            Ids::Trade { id } => id,
-            Ids::Depth { last, .. } | Ids::ChainedDepth { last, .. } => last,
+            Ids::Trade { id } | Ids::Snapshot { id } => id,
+            Ids::Range { last, .. } | Ids::ChainedDepth { last, .. } => last,
         }
     }
 }
@@ -132,11 +142,15 @@ pub enum FrameError {
     /// A frame over `--max-frame-bytes`.
     #[error("frame over the size limit")]
     Oversized,
+    /// The venue refused a request (OKX's `{"event":"error",…}`: a subscription to an
+    /// instrument it does not list, say).
+    #[error("the venue refused a request")]
+    Rejected,
 }
 
 impl FrameError {
     /// Every [`FrameError::reason`], in [`FrameError::index`] order.
-    pub const REASONS: [&'static str; 7] = [
+    pub const REASONS: [&'static str; 8] = [
         "truncated",
         "malformed",
         "unknown_stream",
@@ -144,6 +158,7 @@ impl FrameError {
         "bad_field",
         "binary",
         "oversized",
+        "rejected",
     ];
 
     /// The bounded `reason` label of `sequex_frame_errors_total`.
@@ -161,6 +176,7 @@ impl FrameError {
             FrameError::BadField(_) => 4,
             FrameError::Binary => 5,
             FrameError::Oversized => 6,
+            FrameError::Rejected => 7,
         }
     }
 }
@@ -173,6 +189,12 @@ pub trait Venue: Send + Sync + 'static {
     const ID: &'static str = Self::VENUE.as_str();
     /// The production endpoint.
     const DEFAULT_URL: &'static str;
+    /// Whether a data frame's payload is an array of events, each published on its own
+    /// (OKX), rather than one event (Binance).
+    const EVENT_ARRAYS: bool = false;
+    /// A text the venue wants from the client after this long without a frame (OKX
+    /// closes a connection silent for 30 s); the venue answers it.
+    const CLIENT_PING: Option<(&'static str, Duration)> = None;
     /// The most streams one connection may carry.
     const MAX_STREAMS_PER_CONNECTION: usize;
     /// At most this many connection attempts per [`Venue::CONNECT_WINDOW`] (per IP).
@@ -187,6 +209,17 @@ pub trait Venue: Send + Sync + 'static {
 
     /// The URL that opens a connection carrying `streams`.
     fn connect_url(base: &str, streams: &[String]) -> String;
+
+    /// The messages that subscribe a new connection to `streams`, for venues that take
+    /// subscriptions by message rather than in the URL.
+    fn subscriptions(_streams: &[String]) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Why `symbol` cannot be one of this venue's instruments, if it cannot.
+    fn check_symbol(_symbol: &Symbol) -> Result<(), &'static str> {
+        Ok(())
+    }
 
     /// Reads a text frame far enough to route it.
     fn classify(frame: &[u8]) -> Result<Frame<'_>, FrameError>;
@@ -207,6 +240,7 @@ pub trait Venue: Send + Sync + 'static {
         match next {
             // Everything after the last id seen up to the one this event follows.
             Ids::ChainedDepth { prev, .. } => (prev > prev_last).then(|| expected..prev + 1),
+            Ids::Snapshot { .. } => None,
             _ => (next.first() > expected).then(|| expected..next.first()),
         }
     }
