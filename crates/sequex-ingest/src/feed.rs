@@ -213,7 +213,9 @@ impl<V: Venue> Feed<V> {
         let lifetime = tokio::time::sleep(V::CONNECTION_LIFETIME.saturating_sub(LIFETIME_MARGIN));
         tokio::pin!(lifetime);
         // Checking a timestamp on a coarse tick costs less per frame than re-arming a timer.
-        let tick = match V::CLIENT_PING {
+        // A venue that wants pings gets them well before `--stale-after` would give up.
+        let ping = V::CLIENT_PING.map(|(text, after)| (text, after.min(self.stale_after / 2)));
+        let tick = match ping {
             Some((_, after)) => (self.stale_after / 4).min(after / 3),
             None => self.stale_after / 4,
         };
@@ -283,7 +285,7 @@ impl<V: Venue> Feed<V> {
                     if last_frame.elapsed() > self.stale_after {
                         break Ended::Failed(FeedError::Stale(self.stale_after));
                     }
-                    if let Some((ping, after)) = V::CLIENT_PING
+                    if let Some((ping, after)) = ping
                         && last_frame.elapsed() >= after
                         && last_ping.elapsed() >= after
                     {

@@ -100,7 +100,7 @@ pub enum Error {
     #[error("a websocket feed panicked (a bug: please report it with the log); exiting")]
     FeedPanicked,
     /// A `--symbols` entry cannot name an instrument of `--venue`.
-    #[error("--symbols {symbol} is not a {venue} instrument: {why}")]
+    #[error("--symbols {symbol} is not an instrument name of {venue}: {why}")]
     Symbol {
         /// The venue.
         venue: &'static str,

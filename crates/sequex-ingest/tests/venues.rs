@@ -190,3 +190,154 @@ async fn two_venues_with_one_instrument_name_never_deduplicate_each_other() {
         assert_eq!(mine, count, "{venue}: its filter sees its events only");
     }
 }
+
+/// The OKX capture's `trades` and `books` frames (books with today's `prevSeqId` and
+/// `seqId`), then one frame of three BTC-USDT trades as OKX batches them.
+fn okx_frames() -> Vec<CapturedFrame> {
+    let frames = capture::load(capture::OKX_PUBLIC).expect("load the OKX capture");
+    let mut frames: Vec<CapturedFrame> = capture::okx_with_seq_ids(&frames)
+        .into_iter()
+        .filter(|f| f.okx_arg().is_some_and(|a| !a.contains("tickers")))
+        .collect();
+    let trades: Vec<String> = (376..379)
+        .map(|id| format!(r#"{{"instId":"BTC-USDT","tradeId":"338476{id}","px":"30236","sz":"0.01","side":"sell","ts":"1652459299000"}}"#))
+        .collect();
+    frames.push(CapturedFrame {
+        received_ns: 0,
+        text: format!(
+            r#"{{"arg":{{"channel":"trades","instId":"BTC-USDT"}},"data":[{}]}}"#,
+            trades.join(",")
+        ),
+    });
+    frames
+}
+
+/// What each event of `frames` becomes: its subject and its bytes.
+fn okx_expected(frames: &[CapturedFrame]) -> Vec<(String, String)> {
+    frames
+        .iter()
+        .flat_map(|f| {
+            let arg: serde_json::Value = serde_json::from_str(f.okx_arg().unwrap()).unwrap();
+            let channel = if arg["channel"] == "trades" {
+                "trade"
+            } else {
+                "depth"
+            };
+            let subject = format!("TRADE.{channel}.okx.{}", arg["instId"].as_str().unwrap());
+            f.okx_events()
+                .into_iter()
+                .map(move |e| (subject.clone(), e.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn okx_replay_lands_one_message_per_event_with_snapshots_marked_and_chain_breaks_flagged() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let mut frames = okx_frames();
+    // One BTC-USDT book update the venue never sent: the next one's prevSeqId names it.
+    let books: Vec<usize> = (0..frames.len())
+        .filter(|&i| {
+            frames[i]
+                .okx_arg()
+                .unwrap()
+                .contains(r#""books","instId":"BTC-USDT""#)
+        })
+        .collect();
+    let lost = frames.remove(books[20]);
+    let expected = okx_expected(&frames);
+    assert!(expected.len() > 300);
+    let bad = frames[5].text[..60].to_string();
+    let refused = r#"{"event":"error","code":"60018","msg":"Invalid request: doesn't exist","connId":"fake"}"#;
+    let script = sequex_testkit::Script {
+        frames,
+        inject: vec![(30, Message::text(bad)), (31, Message::text(refused))],
+        ..sequex_testkit::Script::default()
+    };
+    let fake = sequex_testkit::FakeBinance::start(script).await.unwrap();
+    let (ws, nats) = (fake.url(), server.url());
+    let daemon = common::start_daemon(&[
+        "--venue",
+        "okx",
+        "--symbols",
+        "BTC-USDT,uni-usd-swap,BTC-USD-220527",
+        "--ws-url",
+        &ws,
+        "--nats-url",
+        &nats,
+        "--stale-after",
+        "4s",
+    ]);
+    all_arrive(&seen, expected.len(), 60).await;
+    assert!(
+        received(&seen) == expected,
+        "every event once, byte-identical, on its subject, in order"
+    );
+    let lost_event: serde_json::Value =
+        serde_json::from_str(capture::CapturedFrame::okx_events(&lost)[0]).unwrap();
+    let mut flagged = Vec::new();
+    let mut snapshots = 0;
+    for m in seen.lock().unwrap().iter() {
+        let headers = m.headers.as_ref().unwrap();
+        let event: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let (channel, id) = match event.get("tradeId") {
+            Some(id) => ("trade", id.as_str().unwrap().to_string()),
+            None => ("depth", event["seqId"].to_string()),
+        };
+        let instrument = m.subject.split('.').next_back().unwrap();
+        assert_eq!(
+            headers.get(header::MSG_ID).unwrap().as_str(),
+            format!("okx:{channel}:{instrument}:{id}")
+        );
+        if headers.get(header::SNAPSHOT).is_some() {
+            assert_eq!(event["prevSeqId"], -1);
+            snapshots += 1;
+        }
+        if let Some(gap) = headers.get(header::GAP) {
+            flagged.push((
+                m.subject.to_string(),
+                gap.to_string(),
+                event["prevSeqId"].clone(),
+            ));
+        }
+    }
+    assert_eq!(snapshots, 3, "one book snapshot per instrument, marked");
+    let seq = lost_event["seqId"].as_u64().unwrap();
+    assert_eq!(
+        flagged,
+        [(
+            "TRADE.depth.okx.BTC-USDT".to_string(),
+            format!("{}-{seq}", lost_event["prevSeqId"].as_u64().unwrap() + 1),
+            serde_json::Value::from(seq)
+        )],
+        "the broken chain, and nothing else, is flagged"
+    );
+    for reason in ["truncated", "rejected"] {
+        let label = format!("reason=\"{reason}\"");
+        assert_eq!(
+            daemon
+                .metric("sequex_frame_errors_total", &[label.as_str()])
+                .await,
+            1.0,
+            "{reason}"
+        );
+    }
+    // Idle now: the daemon pings (after --stale-after / 2), OKX's pong keeps it connected.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert!(fake.pongs() >= 2, "pinged {} times", fake.pongs());
+    assert_eq!(fake.connections(), 1, "the idle connection was kept");
+}
+
+#[tokio::test]
+async fn a_symbol_of_another_venue_is_refused_before_anything_starts() {
+    let daemon = common::start_daemon(&["--venue", "okx", "--symbols", "BTCUSDT"]);
+    let (status, log) = daemon.exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains(
+            "--symbols BTCUSDT is not an instrument name of okx: OKX instruments are BASE-QUOTE"
+        ),
+        "{log}"
+    );
+}

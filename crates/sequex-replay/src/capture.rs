@@ -15,6 +15,9 @@ pub const SPOT_BTCUSDT: &str = "spot_btcusdt_20240808.gz";
 pub const SPOT_ETHUSDT: &str = "spot_ethusdt_20240808.gz";
 /// USD-M futures BTCUSDT, 2024-08-08: 21,313 trades, 6,551 depth@0ms, 66,089 bookTicker.
 pub const USDM_BTCUSDT: &str = "usdm_btcusdt_20240808.gz";
+/// OKX v5 public, 2022-05-13 (in `okx/` beside `binance/`): `BTC-USDT`, `UNI-USD-SWAP`,
+/// `BTC-USD-220527`; 80 `trades`, 293 `books` (before `seqId`), 37 `tickers` frames.
+pub const OKX_PUBLIC: &str = "../okx/okx_v5_public_20220513.gz";
 
 /// One captured websocket frame.
 #[derive(Clone, Debug)]
@@ -32,12 +35,57 @@ impl CapturedFrame {
         Some(&rest[..rest.find('"')?])
     }
 
-    /// The stream name whatever the envelope's layout (member order, whitespace).
+    /// The stream name whatever the envelope's layout (member order, whitespace); an
+    /// OKX frame's `arg` object.
     pub fn any_stream(&self) -> Option<String> {
-        self.stream().map(str::to_string).or_else(|| {
-            let envelope: serde_json::Value = serde_json::from_str(&self.text).ok()?;
-            Some(envelope.get("stream")?.as_str()?.to_string())
-        })
+        self.stream()
+            .or(self.okx_arg())
+            .map(str::to_string)
+            .or_else(|| {
+                let envelope: serde_json::Value = serde_json::from_str(&self.text).ok()?;
+                Some(envelope.get("stream")?.as_str()?.to_string())
+            })
+    }
+
+    /// An OKX data frame's `arg` object, byte for byte (`{"channel":"trades",…}`).
+    pub fn okx_arg(&self) -> Option<&str> {
+        let rest = self.text.strip_prefix(r#"{"arg":"#)?;
+        self.text.contains(r#""data":["#).then_some(())?;
+        Some(&rest[..=rest.find('}')?])
+    }
+
+    /// An OKX data frame's events, each byte for byte: what the daemon publishes.
+    pub fn okx_events(&self) -> Vec<&str> {
+        let Some(start) = self.text.find(r#""data":["#) else {
+            return Vec::new();
+        };
+        let bytes = self.text.as_bytes();
+        let (mut events, mut depth, mut in_string, mut from) = (Vec::new(), 0, false, 0);
+        let mut i = start + 8;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' if in_string => i += 1,
+                b'"' => in_string = !in_string,
+                b'{' | b'[' if !in_string => {
+                    if depth == 0 {
+                        from = i;
+                    }
+                    depth += 1;
+                }
+                b'}' | b']' if !in_string => {
+                    if depth == 0 {
+                        break;
+                    }
+                    depth -= 1;
+                    if depth == 0 {
+                        events.push(&self.text[from..=i]);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        events
     }
 
     /// The `data` object, byte for byte: what the daemon publishes.
@@ -82,9 +130,40 @@ pub fn load_file(path: &std::path::Path) -> Result<Vec<CapturedFrame>, Error> {
             received_ns: ns.parse().unwrap_or(0),
             text: text.to_string(),
         };
-        if frame.stream().is_some() {
+        if frame.stream().is_some() || frame.okx_arg().is_some() {
             frames.push(frame);
         }
     }
     Ok(frames)
+}
+
+/// The OKX capture's frames with `prevSeqId` and `seqId` added to every `books` event, as
+/// OKX sends them today: a snapshot has `prevSeqId` -1, each update names the `seqId`
+/// before it, and ids rise by uneven steps (live ids moved by 7 to 93).
+pub fn okx_with_seq_ids(frames: &[CapturedFrame]) -> Vec<CapturedFrame> {
+    let mut last: std::collections::HashMap<String, u64> = Default::default();
+    frames
+        .iter()
+        .map(|frame| {
+            let Some(arg) = frame.okx_arg().filter(|a| a.contains(r#""books""#)) else {
+                return frame.clone();
+            };
+            let snapshot = frame.text.contains(r#""action":"snapshot""#);
+            let previous = last.get(arg).copied();
+            let seq = previous.map_or(1_000, |p| p + 7 + p % 11);
+            let prev = match (snapshot, previous) {
+                (false, Some(p)) => p.to_string(),
+                _ => "-1".to_string(),
+            };
+            last.insert(arg.to_string(), seq);
+            let cut = frame.text.trim_end().len() - 3;
+            CapturedFrame {
+                received_ns: frame.received_ns,
+                text: format!(
+                    r#"{},"prevSeqId":{prev},"seqId":{seq}}}]}}"#,
+                    &frame.text[..cut]
+                ),
+            }
+        })
+        .collect()
 }

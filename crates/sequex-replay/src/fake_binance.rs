@@ -1,7 +1,9 @@
 //! A fake Binance combined-stream server: a real websocket over loopback that replays
 //! captured frames for the streams a client asks for in `/stream?streams=a/b/c`, pings,
 //! answers SUBSCRIBE requests, and can misbehave on purpose (drop the connection, inject
-//! bad frames, skip frames on a reconnect). Beside it, on a port of its own, the REST
+//! bad frames, skip frames on a reconnect). A connection without `streams=` in its path
+//! speaks OKX v5 instead: it waits for `{"op":"subscribe","args":[…]}`, confirms each arg
+//! as OKX does, replays the frames of those args, and answers `ping` with `pong`. Beside it, on a port of its own, the REST
 //! endpoint of old trades (`/api/v3/historicalTrades`) serves the trades of the same
 //! frames, or fails as told.
 
@@ -312,33 +314,41 @@ where
         .lock()
         .expect("not poisoned")
         .push(path.clone());
-    let streams: Vec<String> = path
-        .split_once("streams=")
-        .map(|(_, s)| s.split('/').map(str::to_string).collect())
-        .unwrap_or_default();
-    let key = streams.join("/");
-    let frames: Vec<&CapturedFrame> = script
-        .frames
-        .iter()
-        .filter(|f| f.any_stream().is_some_and(|s| streams.contains(&s)))
-        .collect();
-
     let (mut tx, mut rx) = ws.split();
-    // Read side: count pongs, answer SUBSCRIBE, notice the close.
+    // Read side: count pongs, answer SUBSCRIBE (Binance) or subscribe ops and pings (OKX),
+    // notice the close.
     let (replies_tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel::<Vec<String>>();
     let reader = tokio::spawn({
         let state = state.clone();
         async move {
+            let mut subscribed_tx = Some(subscribed_tx);
             while let Some(Ok(message)) = rx.next().await {
                 match message {
                     Message::Pong(_) => {
                         state.pongs.fetch_add(1, Ordering::SeqCst);
                     }
+                    Message::Text(text) if text.as_str() == "ping" => {
+                        state.pongs.fetch_add(1, Ordering::SeqCst);
+                        let _ = replies_tx.send(Message::text("pong"));
+                    }
                     Message::Text(text) => {
-                        let id = serde_json::from_str::<serde_json::Value>(&text)
-                            .ok()
-                            .and_then(|v| v.get("id").cloned())
+                        let request = serde_json::from_str::<serde_json::Value>(&text)
                             .unwrap_or(serde_json::Value::Null);
+                        if request["op"] == "subscribe" {
+                            let args = okx_args(&request);
+                            for arg in &args {
+                                let reply = format!(
+                                    r#"{{"event":"subscribe","arg":{arg},"connId":"fake"}}"#
+                                );
+                                let _ = replies_tx.send(Message::text(reply));
+                            }
+                            if let Some(tx) = subscribed_tx.take() {
+                                let _ = tx.send(args);
+                            }
+                            continue;
+                        }
+                        let id = request.get("id").cloned().unwrap_or_default();
                         let reply = serde_json::json!({ "result": null, "id": id });
                         let _ = replies_tx.send(Message::text(reply.to_string()));
                     }
@@ -348,6 +358,27 @@ where
             }
         }
     });
+    let streams: Vec<String> = match path.split_once("streams=") {
+        Some((_, s)) => s.split('/').map(str::to_string).collect(),
+        None => {
+            let Ok(args) = subscribed.await else {
+                return;
+            };
+            // The confirmations go first, as on OKX.
+            while let Ok(reply) = replies.try_recv() {
+                if tx.send(reply).await.is_err() {
+                    return;
+                }
+            }
+            args
+        }
+    };
+    let key = streams.join("/");
+    let frames: Vec<&CapturedFrame> = script
+        .frames
+        .iter()
+        .filter(|f| f.any_stream().is_some_and(|s| streams.contains(&s)))
+        .collect();
 
     let mut ping = script.ping_every.map(tokio::time::interval);
     let furthest = |state: &State| {
@@ -447,6 +478,22 @@ where
         }
     }
     reader.abort();
+}
+
+/// The `args` of an OKX subscribe request, each written as OKX echoes it in data frames.
+fn okx_args(request: &serde_json::Value) -> Vec<String> {
+    request["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|arg| {
+            format!(
+                r#"{{"channel":"{}","instId":"{}"}}"#,
+                arg["channel"].as_str().unwrap_or_default(),
+                arg["instId"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// How far one round of a looping replay moves ids and times: past the whole capture, so

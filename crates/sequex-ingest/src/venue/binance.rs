@@ -114,7 +114,9 @@ impl Venue for BinanceSpot {
 /// spelling.
 pub(super) fn check_symbol(symbol: &Symbol) -> Result<(), &'static str> {
     if symbol.as_str().contains('-') {
-        Err("Binance symbols have no '-' (BTCUSDT, BTCUSD_PERP); BTC-USDT is OKX's name (--venue okx)")
+        Err(
+            "Binance symbols have no '-' (BTCUSDT, BTCUSD_PERP); BTC-USDT is OKX's name (--venue okx)",
+        )
     } else {
         Ok(())
     }

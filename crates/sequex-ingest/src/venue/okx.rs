@@ -101,7 +101,10 @@ impl Venue for Okx {
     }
 
     fn subscriptions(streams: &[String]) -> Vec<String> {
-        vec![format!(r#"{{"op":"subscribe","args":[{}]}}"#, streams.join(","))]
+        vec![format!(
+            r#"{{"op":"subscribe","args":[{}]}}"#,
+            streams.join(",")
+        )]
     }
 
     fn check_symbol(symbol: &Symbol) -> Result<(), &'static str> {
@@ -174,11 +177,9 @@ fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
     if frame.trim_ascii() == wire::PONG {
         return Ok(Frame::ControlReply);
     }
-    let [arg, data, event, code] = json::members(
-        frame,
-        [wire::ARG, wire::DATA, wire::EVENT, wire::CODE],
-    )
-    .map_err(scan_error)?;
+    let [arg, data, event, code] =
+        json::members(frame, [wire::ARG, wire::DATA, wire::EVENT, wire::CODE])
+            .map_err(scan_error)?;
     match (event, data, arg) {
         (Some(e), _, _) if e == wire::EVENT_NOTICE && code == Some(wire::CODE_UPGRADE) => {
             Ok(Frame::ServerShutdown)
@@ -217,8 +218,8 @@ fn quoted_u64(value: Option<&[u8]>, key: &'static str) -> Result<u64, FrameError
 }
 
 fn trade_fields(event: &[u8]) -> Result<Fields, FrameError> {
-    let [id, ts, count] = json::members(event, [wire::TRADE_ID, wire::TS, wire::COUNT])
-        .map_err(scan_error)?;
+    let [id, ts, count] =
+        json::members(event, [wire::TRADE_ID, wire::TS, wire::COUNT]).map_err(scan_error)?;
     let last = quoted_u64(id, "tradeId")?;
     let event_time_ms = quoted_u64(ts, "ts")?;
     let ids = match count {
@@ -259,8 +260,8 @@ fn book_fields_from_tail(event: &[u8]) -> Option<Fields> {
 #[cold]
 #[inline(never)]
 fn book_fields(event: &[u8]) -> Result<Fields, FrameError> {
-    let [seq, prev, ts] = json::members(event, [wire::SEQ_ID, wire::PREV_SEQ_ID, wire::TS])
-        .map_err(scan_error)?;
+    let [seq, prev, ts] =
+        json::members(event, [wire::SEQ_ID, wire::PREV_SEQ_ID, wire::TS]).map_err(scan_error)?;
     let seq = seq
         .and_then(json::parse_u64)
         .ok_or(FrameError::BadField("seqId"))?;
@@ -333,7 +334,8 @@ mod tests {
         ] {
             assert_eq!(Okx::classify(reply.as_bytes()), Ok(Frame::ControlReply));
         }
-        let error = r#"{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}"#;
+        let error =
+            r#"{"event":"error","code":"60012","msg":"Invalid request","connId":"a4d3ae55"}"#;
         assert_eq!(Okx::classify(error.as_bytes()), Err(FrameError::Rejected));
         let notice = r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade. Please reconnect.","connId":"a4d3ae55"}"#;
         assert_eq!(Okx::classify(notice.as_bytes()), Ok(Frame::ServerShutdown));
@@ -389,7 +391,8 @@ mod tests {
         });
         assert_eq!(Okx::fields(Channel::Depth, &update), expected);
         // Another member order: the generic scan.
-        let reordered = br#"{"seqId":123470,"prevSeqId":123456,"asks":[],"bids":[],"ts":"1652459225493"}"#;
+        let reordered =
+            br#"{"seqId":123470,"prevSeqId":123456,"asks":[],"bids":[],"ts":"1652459225493"}"#;
         assert_eq!(Okx::fields(Channel::Depth, reordered), expected);
         // The 2022 shape, before seqId.
         let old = br#"{"asks":[],"bids":[],"ts":"1652459225393","checksum":1054815633}"#;
@@ -398,7 +401,10 @@ mod tests {
             Err(FrameError::BadField("seqId"))
         );
         assert_eq!(Okx::gap(123456, chained(123456, 123470)), None);
-        assert_eq!(Okx::gap(123456, chained(123460, 123470)), Some(123457..123461));
+        assert_eq!(
+            Okx::gap(123456, chained(123460, 123470)),
+            Some(123457..123461)
+        );
     }
 
     #[test]
@@ -407,7 +413,10 @@ mod tests {
             assert_eq!(Okx::check_symbol(&Symbol::new(ok).unwrap()), Ok(()));
         }
         for bad in ["BTCUSDT", "BTC-", "-USDT", "BTC--USDT"] {
-            assert!(Okx::check_symbol(&Symbol::new(bad).unwrap()).is_err(), "{bad}");
+            assert!(
+                Okx::check_symbol(&Symbol::new(bad).unwrap()).is_err(),
+                "{bad}"
+            );
         }
     }
 }
