@@ -14,21 +14,13 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sequex_benches::spot_mix;
 use sequex_ingest::bench::BinanceSpot;
 use sequex_ingest::bench::DepthSpeed;
-use sequex_ingest::bench::{BinanceUsdm, Routed, Router, StreamSpec, Venue};
+use sequex_ingest::bench::{BinanceCoinm, BinanceUsdm, Okx, Routed, Router, StreamSpec, Venue};
 use sequex_subjects::{Channel, Subject, Symbol, SymbolSubjects};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 fn specs() -> Vec<StreamSpec> {
-    ["BTCUSDT", "ETHUSDT"]
-        .into_iter()
-        .flat_map(|s| {
-            Channel::ALL.map(|channel| StreamSpec {
-                symbol: Symbol::from_static(s),
-                channel,
-            })
-        })
-        .collect()
+    specs_of(&["BTCUSDT", "ETHUSDT"])
 }
 
 /// The straightforward forwarder: a `Value` per frame, `format!` for the subject and id,
@@ -252,16 +244,6 @@ fn hot<S>(
 fn classify_route_per_venue(c: &mut Criterion) {
     let spot = spot_mix();
     let usdm = sequex_benches::usdm_mix();
-    let btc = [
-        StreamSpec {
-            symbol: Symbol::from_static("BTCUSDT"),
-            channel: Channel::Trade,
-        },
-        StreamSpec {
-            symbol: Symbol::from_static("BTCUSDT"),
-            channel: Channel::Depth,
-        },
-    ];
     let mut group = c.benchmark_group("classify_route_venue");
     group.throughput(Throughput::Elements(spot.len() as u64));
     group.bench_function("binance-spot", |b| {
@@ -274,23 +256,56 @@ fn classify_route_per_venue(c: &mut Criterion) {
             )
         })
     });
-    group.throughput(Throughput::Elements(usdm.len() as u64));
-    let mut check = Router::<BinanceUsdm>::new(&btc, DepthSpeed::Ms100, false);
-    assert!(
-        usdm.iter().all(|f| check.route(f, 0).is_ok()),
-        "every USD-M frame routes"
+    per_venue::<BinanceUsdm>(&mut group, &usdm, &specs_of(&["BTCUSDT"]));
+    per_venue::<BinanceCoinm>(
+        &mut group,
+        &sequex_benches::coinm_mix(),
+        &specs_of(&["BTCUSD_PERP"]),
     );
-    group.bench_function("binance-usdm", |b| {
+    per_venue::<Okx>(
+        &mut group,
+        &sequex_benches::okx_mix(),
+        &specs_of(&["BTC-USDT", "UNI-USD-SWAP", "BTC-USD-220527"]),
+    );
+    group.finish();
+}
+
+/// Trade and depth streams of `symbols`.
+fn specs_of(symbols: &[&str]) -> Vec<StreamSpec> {
+    symbols
+        .iter()
+        .flat_map(|s| {
+            Channel::ALL.map(|channel| StreamSpec {
+                symbol: Symbol::new(s).expect("a valid symbol"),
+                channel,
+            })
+        })
+        .collect()
+}
+
+/// `V`'s frames through its router, per frame (an OKX frame may hold several events).
+fn per_venue<V: Venue>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    frames: &[Bytes],
+    specs: &[StreamSpec],
+) {
+    let mut check = Router::<V>::new(specs, DepthSpeed::Ms100, false);
+    assert!(
+        frames.iter().all(|f| check.route(f, 0).is_ok()),
+        "every {} frame routes",
+        V::ID
+    );
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    group.bench_function(V::ID, |b| {
         b.iter_custom(|iters| {
             hot(
-                &usdm,
+                frames,
                 iters,
-                || Router::<BinanceUsdm>::new(&btc, DepthSpeed::Ms100, false),
+                || Router::<V>::new(specs, DepthSpeed::Ms100, false),
                 |router, frame| route(router, frame, 0),
             )
         })
     });
-    group.finish();
 }
 
 criterion_group!(benches, classify_route, classify_route_per_venue);
@@ -299,8 +314,16 @@ criterion_main!(benches);
 /// Routes a frame and commits what it routed, as the feed does once NATS took it: the
 /// sequence checks then see the stream as it runs, not one that never moves.
 fn route<V: Venue>(router: &mut Router<V>, frame: &Bytes, received_ns: u64) {
-    if let Ok(Routed::Message(m)) = black_box(router.route(frame, received_ns)) {
-        router.commit(m.commit);
-        black_box(m);
+    let mut routed = Some(router.route(frame, received_ns));
+    while let Some(next) = routed {
+        if let Ok(Routed::Message(m)) = black_box(next) {
+            router.commit(m.commit);
+            black_box(m);
+        }
+        routed = if V::EVENT_ARRAYS {
+            router.next_event(frame, received_ns)
+        } else {
+            None
+        };
     }
 }

@@ -49,7 +49,8 @@ pub use venue::VenueId;
 pub mod bench {
     pub use crate::route::{Commit, Routed, RoutedMessage, Router, StreamSpec};
     pub use crate::venue::binance::BinanceSpot;
-    pub use crate::venue::binance_futures::BinanceUsdm;
+    pub use crate::venue::binance_futures::{BinanceCoinm, BinanceUsdm};
+    pub use crate::venue::okx::Okx;
     pub use crate::venue::{DepthSpeed, Fields, Frame, FrameError, Ids, Venue};
 }
 

@@ -39,7 +39,7 @@ pub struct BinanceUsdm;
 
 /// Binance COIN-M futures.
 #[derive(Debug)]
-pub(crate) struct BinanceCoinm;
+pub struct BinanceCoinm;
 
 macro_rules! futures_venue {
     ($venue:ty, $id:ident, $url:literal) => {

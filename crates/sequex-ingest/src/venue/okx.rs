@@ -71,7 +71,7 @@ const BOOK_TAIL: usize = 160;
 
 /// OKX v5 public.
 #[derive(Debug)]
-pub(crate) struct Okx;
+pub struct Okx;
 
 impl Venue for Okx {
     const VENUE: sequex_subjects::Venue = sequex_subjects::Venue::Okx;
