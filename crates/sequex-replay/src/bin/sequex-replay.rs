@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use sequex_replay::{FakeBinance, Script, capture};
 
-/// Serves captured Binance market data as a Binance-compatible server: combined streams
-/// at `ws://LISTEN/stream?streams=btcusdt@trade/...` (what `sequex-ingest --ws-url` reads)
-/// and old trades at `http://REST/api/v3/historicalTrades` (`--rest-url`). For rehearsals,
-/// demos and tests on machines without the exchange.
+/// Serves captured market data as the venue would: Binance combined streams at
+/// `ws://LISTEN/stream?streams=btcusdt@trade/...` (what `sequex-ingest --ws-url` reads),
+/// old trades at `http://REST/api/v3/historicalTrades` (`--rest-url`), and OKX's v5
+/// subscribe protocol at `ws://LISTEN` (`--venue okx`; the 2022 OKX capture's books get
+/// today's `seqId`/`prevSeqId`). For rehearsals, demos and tests without the exchange.
 #[derive(Debug, Parser)]
 #[command(name = "sequex-replay", version, max_term_width = 100)]
 struct Cli {
@@ -49,6 +50,7 @@ async fn main() -> ExitCode {
         }
     }
     frames.sort_by_key(|f| f.received_ns);
+    let frames = capture::okx_with_seq_ids(&frames);
     let count = frames.len();
     let script = Script {
         frames,
