@@ -14,7 +14,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sequex_benches::spot_mix;
 use sequex_ingest::bench::BinanceSpot;
 use sequex_ingest::bench::DepthSpeed;
-use sequex_ingest::bench::{BinanceCoinm, BinanceUsdm, Okx, Routed, Router, StreamSpec, Venue};
+use sequex_ingest::bench::{
+    BinanceCoinm, BinanceUsdm, FrameError, Okx, Routed, Router, StreamSpec, Venue,
+};
 use sequex_subjects::{Channel, Subject, Symbol, SymbolSubjects};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -314,16 +316,18 @@ criterion_main!(benches);
 /// Routes a frame and commits what it routed, as the feed does once NATS took it: the
 /// sequence checks then see the stream as it runs, not one that never moves.
 fn route<V: Venue>(router: &mut Router<V>, frame: &Bytes, received_ns: u64) {
-    let mut routed = Some(router.route(frame, received_ns));
-    while let Some(next) = routed {
-        if let Ok(Routed::Message(m)) = black_box(next) {
-            router.commit(m.commit);
-            black_box(m);
+    let routed = router.route(frame, received_ns);
+    commit(router, routed);
+    if V::EVENT_ARRAYS {
+        while let Some(next) = router.next_event(frame, received_ns) {
+            commit(router, next);
         }
-        routed = if V::EVENT_ARRAYS {
-            router.next_event(frame, received_ns)
-        } else {
-            None
-        };
+    }
+}
+
+fn commit<V: Venue>(router: &mut Router<V>, routed: Result<Routed, FrameError>) {
+    if let Ok(Routed::Message(m)) = black_box(routed) {
+        router.commit(m.commit);
+        black_box(m);
     }
 }
