@@ -42,6 +42,11 @@ mod wire {
     pub(super) const USUAL_TRADE_ID_KEY: &[u8; 5] = br#","t":"#;
     pub(super) const USUAL_FIRST_ID_KEY: &[u8; 5] = br#","U":"#;
     pub(super) const USUAL_FINAL_ID_KEY: &[u8; 5] = br#","u":"#;
+    /// What futures' events add to the usual layout: the transaction time after `E`, the
+    /// pair after `s` (COIN-M's depth), `pu` after `u`.
+    pub(super) const USUAL_TRANSACTION_TIME_KEY: &[u8; 5] = br#","T":"#;
+    pub(super) const USUAL_PAIR_KEY: &[u8; 7] = br#","ps":""#;
+    pub(super) const USUAL_PREVIOUS_FINAL_ID_KEY: &[u8; 6] = br#","pu":"#;
     /// The envelope's members, for the generic scan.
     pub(super) const STREAM_KEY: &[u8] = b"stream";
     pub(super) const DATA: &[u8] = b"data";
@@ -96,7 +101,7 @@ impl Venue for BinanceSpot {
 
     #[inline(always)]
     fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
-        match fields_in_usual_layout(channel, payload) {
+        match fields_in_usual_layout::<false>(channel, payload) {
             Some(fields) => Ok(fields),
             None => fields_in_any_layout(channel, payload, Continuity::Consecutive),
         }
@@ -266,16 +271,26 @@ pub(super) fn fields_in_any_layout(
 /// The fast path: Binance writes its events with the routing fields first, in a fixed
 /// order (`{"e":"trade","E":…,"s":"…","t":…` and `{"e":"depthUpdate","E":…,"s":"…","U":…,"u":…`).
 /// Matching that layout with fixed-length compares is several times cheaper than the
-/// generic scan, which takes over for anything else (`None`).
+/// generic scan, which takes over for anything else (`None`). `FUTURES`: the futures'
+/// layout, with `"T":…` after `E`, COIN-M depth's `"ps":"…"` after `s`, and `"pu":…`.
 #[inline(always)]
-fn fields_in_usual_layout(channel: Channel, payload: &[u8]) -> Option<Fields> {
+pub(super) fn fields_in_usual_layout<const FUTURES: bool>(
+    channel: Channel,
+    payload: &[u8],
+) -> Option<Fields> {
     let rest = match channel {
         Channel::Trade => after(payload, wire::USUAL_TRADE_HEAD)?,
         Channel::Depth => after(payload, wire::USUAL_DEPTH_HEAD)?,
     };
-    let (event_time_ms, rest) = json::leading_u64(rest)?;
+    let (event_time_ms, mut rest) = json::leading_u64(rest)?;
+    if FUTURES {
+        rest = json::leading_u64(after(rest, wire::USUAL_TRANSACTION_TIME_KEY)?)?.1;
+    }
     let rest = after(rest, wire::USUAL_SYMBOL_KEY)?;
-    let rest = &rest[json::find_byte(rest, b'"')? + 1..];
+    let mut rest = &rest[json::find_byte(rest, b'"')? + 1..];
+    if FUTURES && let Some(pair) = after(rest, wire::USUAL_PAIR_KEY) {
+        rest = &pair[json::find_byte(pair, b'"')? + 1..];
+    }
     let ids = match channel {
         Channel::Trade => {
             let (id, rest) = json::leading_u64(after(rest, wire::USUAL_TRADE_ID_KEY)?)?;
@@ -285,8 +300,15 @@ fn fields_in_usual_layout(channel: Channel, payload: &[u8]) -> Option<Fields> {
         Channel::Depth => {
             let (first, rest) = json::leading_u64(after(rest, wire::USUAL_FIRST_ID_KEY)?)?;
             let (last, rest) = json::leading_u64(after(rest, wire::USUAL_FINAL_ID_KEY)?)?;
-            rest.first().filter(|b| matches!(b, b',' | b'}'))?;
-            Ids::Range { first, last }
+            if FUTURES {
+                let (prev, rest) =
+                    json::leading_u64(after(rest, wire::USUAL_PREVIOUS_FINAL_ID_KEY)?)?;
+                rest.first().filter(|b| matches!(b, b',' | b'}'))?;
+                Ids::ChainedDepth { first, last, prev }
+            } else {
+                rest.first().filter(|b| matches!(b, b',' | b'}'))?;
+                Ids::Range { first, last }
+            }
         }
     };
     Some(Fields { ids, event_time_ms })
@@ -447,7 +469,10 @@ mod tests {
     #[test]
     fn tc4_other_field_orders_take_the_generic_path() {
         let reordered = br#"{"E":1723161255343,"e":"trade","t":5,"s":"BTCUSDT","p":"1"}"#;
-        assert_eq!(fields_in_usual_layout(Channel::Trade, reordered), None);
+        assert_eq!(
+            fields_in_usual_layout::<false>(Channel::Trade, reordered),
+            None
+        );
         assert_eq!(
             BinanceSpot::fields(Channel::Trade, reordered),
             Ok(Fields {
@@ -456,7 +481,7 @@ mod tests {
             })
         );
         let (_, payload) = data(DEPTH);
-        assert!(fields_in_usual_layout(Channel::Depth, payload).is_some());
+        assert!(fields_in_usual_layout::<false>(Channel::Depth, payload).is_some());
         // A 20-digit id is not read by the fast path; the generic one checks overflow.
         let huge = br#"{"e":"trade","E":1,"s":"X","t":18446744073709551616}"#;
         assert_eq!(

@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sequex_subjects::{Channel, Symbol};
 
-use super::binance::{BinanceSpot, Continuity, fields_in_any_layout};
+use super::binance::{BinanceSpot, Continuity, fields_in_any_layout, fields_in_usual_layout};
 use super::{DepthSpeed, Fields, Frame, FrameError, RestTrades, Venue};
 
 /// Stream name suffixes.
@@ -68,8 +68,12 @@ macro_rules! futures_venue {
                 BinanceSpot::classify(frame)
             }
 
+            #[inline(always)]
             fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
-                fields(channel, payload)
+                match fields_in_usual_layout::<true>(channel, payload) {
+                    Some(fields) => Ok(fields),
+                    None => fields(channel, payload),
+                }
             }
 
             fn is_shutdown_notice(event: &[u8]) -> bool {
@@ -105,8 +109,9 @@ fn stream_name(symbol: &Symbol, channel: Channel, depth: DepthSpeed) -> String {
     format!("{}{suffix}", symbol.as_str().to_ascii_lowercase())
 }
 
-/// Futures events put `T` (transaction time) before `s`, so spot's fixed-layout fast path
-/// does not apply; the generic scan stops after the routing fields all the same.
+/// Events in another layout: the generic scan.
+#[cold]
+#[inline(never)]
 fn fields(channel: Channel, payload: &[u8]) -> Result<Fields, FrameError> {
     fields_in_any_layout(channel, payload, Continuity::Chained)
 }
@@ -146,6 +151,26 @@ mod tests {
             BinanceUsdm::fields(Channel::Depth, no_pu),
             Err(FrameError::BadField("pu"))
         );
+    }
+
+    #[test]
+    fn the_usual_layout_reads_as_the_generic_scan_does() {
+        let coinm_depth = r#"{"e":"depthUpdate","E":1723161256352,"T":1723161256352,"s":"BTCUSD_PERP","ps":"BTCUSD","U":17,"u":21,"pu":16,"b":[],"a":[]}"#;
+        for (channel, event) in [
+            (Channel::Trade, TRADE),
+            (Channel::Depth, DEPTH),
+            (Channel::Depth, coinm_depth),
+        ] {
+            let fast = fields_in_usual_layout::<true>(channel, event.as_bytes());
+            assert!(fast.is_some(), "{event}");
+            assert_eq!(
+                fast.ok_or(()),
+                fields(channel, event.as_bytes()).map_err(|_| ())
+            );
+        }
+        // Spot's layout is not the futures': the generic scan reads it.
+        let spot = br#"{"e":"trade","E":1,"s":"BTCUSDT","t":2,"p":"1","q":"1","T":1,"m":true}"#;
+        assert_eq!(fields_in_usual_layout::<true>(Channel::Trade, spot), None);
     }
 
     #[test]
