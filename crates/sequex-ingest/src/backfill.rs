@@ -137,7 +137,7 @@ impl<V: Venue + RestTrades> Task<V> {
             tracing::warn!(%symbol, first = missing.start, last = missing.end - 1, max = self.config.max_trades,
                 "trade gap larger than --backfill-max-trades; only its first trades are fetched");
         }
-        let subjects = SymbolSubjects::new(symbol);
+        let subjects = SymbolSubjects::of(V::VENUE, symbol);
         let subject = async_nats::Subject::from(subjects.live(Channel::Trade).clone());
         let prefix = header::message_id_prefix(V::ID, Channel::Trade, symbol);
         let mut next = missing.start;

@@ -143,7 +143,8 @@ pub struct Cli {
     pub max_frame_bytes: u64,
 
     /// The venue's REST API, from which trade gaps are filled [default: the venue's,
-    /// https://api.binance.com].
+    /// https://api.binance.com, https://www.okx.com; the Binance futures' need a key: no
+    /// backfill].
     #[arg(long, env = "SEQUEX_REST_URL")]
     pub rest_url: Option<String>,
 

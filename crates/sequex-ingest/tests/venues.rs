@@ -341,3 +341,105 @@ async fn a_symbol_of_another_venue_is_refused_before_anything_starts() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn an_okx_trade_hole_is_filled_from_rest_byte_identical_to_the_websocket() {
+    let (server, client) = bus().await;
+    let seen = collect(&client).await;
+    let frames = okx_frames();
+    // The websocket events of every trade, by instrument and id.
+    let mut events: std::collections::BTreeMap<(String, u64), String> = Default::default();
+    for f in frames
+        .iter()
+        .filter(|f| f.okx_arg().unwrap().contains("trades"))
+    {
+        for e in f.okx_events() {
+            let v: serde_json::Value = serde_json::from_str(e).unwrap();
+            let id = v["tradeId"].as_str().unwrap().parse().unwrap();
+            events.insert(
+                (v["instId"].as_str().unwrap().to_string(), id),
+                e.to_string(),
+            );
+        }
+    }
+    let script = sequex_testkit::Script {
+        frames,
+        drop_after: Some(120),
+        skip_on_reconnect: 60,
+        ..sequex_testkit::Script::default()
+    };
+    let fake = sequex_testkit::FakeBinance::start(script).await.unwrap();
+    let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
+    let daemon = common::start_daemon(&[
+        "--venue",
+        "okx",
+        "--symbols",
+        "BTC-USDT,UNI-USD-SWAP,BTC-USD-220527",
+        "--ws-url",
+        &ws,
+        "--rest-url",
+        &rest,
+        "--nats-url",
+        &nats,
+    ]);
+    eventually(
+        Duration::from_secs(60),
+        "a trade filled from REST",
+        || async { daemon.metric("sequex_backfill_trades_total", &[]).await > 0.0 },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the replay read to its end",
+        || async {
+            fake.connections() == 2 && daemon.metric("sequex_frames_total", &[]).await > 250.0
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        fake.rest_requests()
+            .iter()
+            .all(|r| r.starts_with("/api/v5/market/history-trades?instId=")),
+        "{:?}",
+        fake.rest_requests()
+    );
+    // Per instrument: live trades in order; REST copies marked, byte-identical to the
+    // websocket's events; no id between the first and the last missing or twice.
+    let mut by_instrument: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut from_rest = 0;
+    for m in seen.lock().unwrap().iter() {
+        let Some(instrument) = m.subject.as_str().strip_prefix("TRADE.trade.okx.") else {
+            continue;
+        };
+        let event: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let id: u64 = event["tradeId"].as_str().unwrap().parse().unwrap();
+        let headers = m.headers.as_ref().unwrap();
+        if headers.get(header::SOURCE).is_some() {
+            from_rest += 1;
+            assert_eq!(
+                std::str::from_utf8(&m.payload).unwrap(),
+                events[&(instrument.to_string(), id)],
+                "the REST copy is the websocket event, byte for byte"
+            );
+        }
+        assert_eq!(
+            headers.get(header::MSG_ID).unwrap().as_str(),
+            format!("okx:trade:{instrument}:{id}")
+        );
+        by_instrument
+            .entry(instrument.to_string())
+            .or_default()
+            .push(id);
+    }
+    assert!(from_rest > 0);
+    assert_eq!(
+        daemon.metric("sequex_backfill_trades_total", &[]).await,
+        from_rest as f64
+    );
+    for (instrument, mut ids) in by_instrument {
+        ids.sort_unstable();
+        let span = (ids[0]..=*ids.last().unwrap()).collect::<Vec<_>>();
+        assert_eq!(ids, span, "{instrument}: every trade once");
+    }
+}

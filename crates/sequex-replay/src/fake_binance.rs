@@ -253,6 +253,9 @@ async fn serve_rest(mut tcp: TcpStream, script: Arc<Script>, state: Arc<State>) 
             "Retry-After: 1\r\n",
             r#"{"code":-1003,"msg":"fake failure"}"#.to_string(),
         ),
+        Rest::Serve if target.starts_with("/api/v5/market/history-trades") => {
+            (200, "", okx_history_trades(&script.frames, &target))
+        }
         Rest::Serve => (200, "", historical_trades(&script.frames, &target)),
     };
     let response = format!(
@@ -263,12 +266,64 @@ async fn serve_rest(mut tcp: TcpStream, script: Arc<Script>, state: Arc<State>) 
     let _ = tcp.shutdown().await;
 }
 
-/// `/api/v3/historicalTrades?symbol=&fromId=&limit=` over the trades of `frames`.
-fn historical_trades(frames: &[CapturedFrame], target: &str) -> String {
-    let query: HashMap<&str, &str> = target
+/// OKX's `/api/v5/market/history-trades?instId=&type=1&after=&limit=` over the trades of
+/// `frames`: those older than `after`, newest first, members in REST's order.
+fn okx_history_trades(frames: &[CapturedFrame], target: &str) -> String {
+    let query = query_of(target);
+    let inst = query.get("instId").copied().unwrap_or_default();
+    let after: u64 = query
+        .get("after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    let limit: usize = query
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let mut trades: Vec<serde_json::Value> = frames
+        .iter()
+        .filter(|f| f.okx_arg().is_some_and(|a| a.contains(r#""trades""#)))
+        .flat_map(|f| f.okx_events())
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter(|t| t["instId"] == inst)
+        .filter(|t| {
+            t["tradeId"]
+                .as_str()
+                .and_then(|id| id.parse::<u64>().ok())
+                .is_some_and(|id| id < after)
+        })
+        .collect();
+    trades.sort_by_key(|t| {
+        std::cmp::Reverse(
+            t["tradeId"]
+                .as_str()
+                .unwrap_or("")
+                .parse::<u64>()
+                .unwrap_or(0),
+        )
+    });
+    let data: Vec<String> = trades
+        .iter()
+        .take(limit)
+        .map(|t| {
+            format!(
+                r#"{{"instId":{},"side":{},"sz":{},"px":{},"tradeId":{},"ts":{}}}"#,
+                t["instId"], t["side"], t["sz"], t["px"], t["tradeId"], t["ts"]
+            )
+        })
+        .collect();
+    format!(r#"{{"code":"0","msg":"","data":[{}]}}"#, data.join(","))
+}
+
+fn query_of(target: &str) -> HashMap<&str, &str> {
+    target
         .split_once('?')
         .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// `/api/v3/historicalTrades?symbol=&fromId=&limit=` over the trades of `frames`.
+fn historical_trades(frames: &[CapturedFrame], target: &str) -> String {
+    let query = query_of(target);
     let symbol = query.get("symbol").copied().unwrap_or_default();
     let from: u64 = query
         .get("fromId")

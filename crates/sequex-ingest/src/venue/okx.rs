@@ -20,8 +20,7 @@
 //!   a keepalive; a `checksum` (CRC32 of the top 25 levels) for book builders;
 //! - instruments keep OKX's names: `BTC-USDT` (spot), `BTC-USDT-SWAP`, `BTC-USD-250926`.
 //!
-//! Old trades are served by `GET /api/v5/market/history-trades` only backwards from a
-//! trade id, 100 a page: trade gaps are flagged, not filled (not built yet).
+//! Trade gaps are filled from `GET /api/v5/market/history-trades` (see [`RestTrades`]).
 
 use std::time::Duration;
 
@@ -136,17 +135,60 @@ impl Venue for Okx {
     }
 }
 
+/// Old trades: `GET /api/v5/market/history-trades?instId=&type=1&after=&limit=` (no key,
+/// 20 requests per 2 s, 100 trades a page): the trades older than `after`, newest first.
+/// Asking for those older than `from + limit` pages forwards from `from`. REST serves
+/// single fills where the websocket may aggregate several: a gap is filled fill by fill.
 impl RestTrades for Okx {
-    const AVAILABLE: bool = false;
-    const REST_URL: &'static str = "";
-    const REST_TRADES_PER_PAGE: u64 = 0;
+    const REST_URL: &'static str = "https://www.okx.com";
+    const REST_TRADES_PER_PAGE: u64 = 100;
 
-    fn trades_path(_: &Symbol, _: u64, _: u64) -> String {
-        String::new()
+    fn trades_path(symbol: &Symbol, from: u64, limit: u64) -> String {
+        format!(
+            "/api/v5/market/history-trades?instId={symbol}&type=1&after={}&limit={limit}",
+            from.saturating_add(limit)
+        )
     }
 
-    fn parse_trades(_: &Symbol, _: &[u8]) -> Result<Vec<(u64, Bytes)>, String> {
-        Err("OKX trade backfill is not built".into())
+    fn parse_trades(_symbol: &Symbol, body: &[u8]) -> Result<Vec<(u64, Bytes)>, String> {
+        /// The answer; borrowed strings refuse escapes, which no field of a trade has.
+        #[derive(serde::Deserialize)]
+        struct Answer<'a> {
+            code: &'a str,
+            msg: &'a str,
+            #[serde(borrow, default)]
+            data: Vec<RestTrade<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RestTrade<'a> {
+            inst_id: &'a str,
+            trade_id: &'a str,
+            px: &'a str,
+            sz: &'a str,
+            side: &'a str,
+            ts: &'a str,
+        }
+        let answer: Answer<'_> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        if answer.code != "0" {
+            return Err(format!("OKX error {}: {}", answer.code, answer.msg));
+        }
+        let mut trades = answer
+            .data
+            .into_iter()
+            .map(|t| {
+                let id = json::parse_u64(t.trade_id.as_bytes())
+                    .ok_or_else(|| format!("tradeId {:?} is not an id", t.trade_id))?;
+                // The websocket event's members, in its order.
+                let payload = format!(
+                    r#"{{"instId":"{}","tradeId":"{}","px":"{}","sz":"{}","side":"{}","ts":"{}"}}"#,
+                    t.inst_id, t.trade_id, t.px, t.sz, t.side, t.ts
+                );
+                Ok((id, Bytes::from(payload)))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        trades.sort_unstable_by_key(|(id, _)| *id);
+        Ok(trades)
     }
 }
 
@@ -418,5 +460,30 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn rest_trades_page_forwards_and_take_the_websocket_shape() {
+        let btc = Symbol::new("BTC-USDT").unwrap();
+        assert_eq!(
+            Okx::trades_path(&btc, 1000, 100),
+            "/api/v5/market/history-trades?instId=BTC-USDT&type=1&after=1100&limit=100"
+        );
+        let body = br#"{"code":"0","msg":"","data":[{"instId":"BTC-USDT","side":"sell","sz":"0.1","px":"30236","tradeId":"1002","ts":"1652459224900"},{"instId":"BTC-USDT","side":"buy","sz":"0.0002","px":"30236","tradeId":"1001","ts":"1652459224818"}]}"#;
+        let trades = Okx::parse_trades(&btc, body).unwrap();
+        assert_eq!(trades.iter().map(|t| t.0).collect::<Vec<_>>(), [1001, 1002]);
+        assert_eq!(
+            &trades[0].1[..],
+            br#"{"instId":"BTC-USDT","tradeId":"1001","px":"30236","sz":"0.0002","side":"buy","ts":"1652459224818"}"#
+        );
+        assert_eq!(
+            Okx::fields(Channel::Trade, &trades[0].1).map(|f| f.ids),
+            Ok(Ids::Trade { id: 1001 })
+        );
+        let refused = br#"{"code":"50011","msg":"Too Many Requests","data":[]}"#;
+        assert_eq!(
+            Okx::parse_trades(&btc, refused),
+            Err("OKX error 50011: Too Many Requests".to_string())
+        );
     }
 }
