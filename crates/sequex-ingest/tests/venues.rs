@@ -212,6 +212,22 @@ fn okx_frames() -> Vec<CapturedFrame> {
     frames
 }
 
+/// The daemon reading the OKX capture's instruments (one in exchange case) from `ws`.
+fn okx_daemon(ws: &str, nats: &str, extra: &[&str]) -> sequex_testkit::Daemon {
+    let mut args = vec![
+        "--venue",
+        "okx",
+        "--symbols",
+        "BTC-USDT,uni-usd-swap,BTC-USD-220527",
+        "--ws-url",
+        ws,
+        "--nats-url",
+        nats,
+    ];
+    args.extend_from_slice(extra);
+    common::start_daemon(&args)
+}
+
 /// What each event of `frames` becomes: its subject and its bytes.
 fn okx_expected(frames: &[CapturedFrame]) -> Vec<(String, String)> {
     frames
@@ -257,18 +273,7 @@ async fn okx_replay_lands_one_message_per_event_with_snapshots_marked_and_chain_
     };
     let fake = sequex_testkit::FakeBinance::start(script).await.unwrap();
     let (ws, nats) = (fake.url(), server.url());
-    let daemon = common::start_daemon(&[
-        "--venue",
-        "okx",
-        "--symbols",
-        "BTC-USDT,uni-usd-swap,BTC-USD-220527",
-        "--ws-url",
-        &ws,
-        "--nats-url",
-        &nats,
-        "--stale-after",
-        "4s",
-    ]);
+    let daemon = okx_daemon(&ws, &nats, &["--stale-after", "4s"]);
     all_arrive(&seen, expected.len(), 60).await;
     assert!(
         received(&seen) == expected,
@@ -370,18 +375,7 @@ async fn an_okx_trade_hole_is_filled_from_rest_byte_identical_to_the_websocket()
     };
     let fake = sequex_testkit::FakeBinance::start(script).await.unwrap();
     let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
-    let daemon = common::start_daemon(&[
-        "--venue",
-        "okx",
-        "--symbols",
-        "BTC-USDT,UNI-USD-SWAP,BTC-USD-220527",
-        "--ws-url",
-        &ws,
-        "--rest-url",
-        &rest,
-        "--nats-url",
-        &nats,
-    ]);
+    let daemon = okx_daemon(&ws, &nats, &["--rest-url", &rest]);
     eventually(
         Duration::from_secs(60),
         "a trade filled from REST",

@@ -107,8 +107,8 @@ impl Venue for Okx {
     }
 
     fn check_symbol(symbol: &Symbol) -> Result<(), &'static str> {
-        let parts = symbol.as_str().split('-').count();
-        if parts >= 2 && !symbol.as_str().split('-').any(str::is_empty) {
+        let mut parts = symbol.as_str().split('-');
+        if parts.clone().count() >= 2 && parts.all(|part| !part.is_empty()) {
             Ok(())
         } else {
             Err("OKX instruments are BASE-QUOTE[-…], e.g. BTC-USDT, BTC-USDT-SWAP, BTC-USD-250926")
