@@ -382,15 +382,27 @@ async fn an_okx_trade_hole_is_filled_from_rest_byte_identical_to_the_websocket()
         || async { daemon.metric("sequex_backfill_trades_total", &[]).await > 0.0 },
     )
     .await;
+    // Read to the end: the frames sent once the first connection dropped after 120, the
+    // 60 skipped, plus the replies to both subscriptions.
+    let sent = (okx_frames().len() - 60 + 2 * 6) as f64;
     eventually(
         Duration::from_secs(30),
         "the replay read to its end",
         || async {
-            fake.connections() == 2 && daemon.metric("sequex_frames_total", &[]).await > 250.0
+            fake.connections() == 2 && daemon.metric("sequex_frames_total", &[]).await >= sent
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // What the last frames' gaps asked REST for is published within the REST round trips.
+    let mut published = -1.0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = daemon.metric("sequex_backfill_trades_total", &[]).await;
+        if now == published {
+            break;
+        }
+        published = now;
+    }
     assert!(
         fake.rest_requests()
             .iter()
