@@ -211,13 +211,37 @@ async fn a_server_restart_mid_replay_recovers_without_a_person() {
     })
     .await;
 
+    let client = server.connect().await.unwrap();
     let restarted = std::time::Instant::now();
     server.restart().await.unwrap();
+    // Ready after having dropped: it saw the outage and came back from it.
     eventually(Duration::from_secs(30), "ready again by itself", || async {
-        daemon.ready().await && daemon.metric("sequex_published_messages_total", &[]).await > 0.0
+        daemon.ready().await
+            && daemon
+                .metric("sequex_dropped_messages_total", &["reason=\"no_stream\""])
+                .await
+                > 0.0
     })
     .await;
     let recovery = restarted.elapsed();
+    // RECORD holds a message of the recreated TRADE (whose `first_seq` is set).
+    eventually(
+        Duration::from_secs(60),
+        "RECORD copying the recreated TRADE",
+        || async {
+            let Ok(trade) = provision::stream_info(&client, "TRADE").await else {
+                return false;
+            };
+            let Ok(record) = provision::stream_info(&client, "RECORD").await else {
+                return false;
+            };
+            let first = trade["config"]["first_seq"].as_u64().unwrap_or(u64::MAX);
+            let sourced = sequex_streams::last_sourced(&client, &record).await;
+            matches!(sourced, Ok(Some(seq)) if seq >= first)
+        },
+    )
+    .await;
+    let resumed = restarted.elapsed();
     eventually(Duration::from_secs(60), "every frame read", || async {
         daemon.metric("sequex_frames_total", &[]).await >= total
     })
@@ -227,7 +251,6 @@ async fn a_server_restart_mid_replay_recovers_without_a_person() {
         .await;
     assert!(lost > 0.0, "the restart window is counted");
 
-    let client = server.connect().await.unwrap();
     let caught_up = tokio::time::timeout(Duration::from_secs(60), async {
         while !common::record_caught_up(&client).await {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -250,7 +273,7 @@ async fn a_server_restart_mid_replay_recovers_without_a_person() {
         record.len()
     );
     eprintln!(
-        "restart: ready again after {recovery:?}; {lost} messages dropped and counted; {} in RECORD, {holes} holes, each flagged",
+        "restart: ready again after {recovery:?}, RECORD copying the new TRADE after {resumed:?}; {lost} messages dropped and counted; {} in RECORD, {holes} holes, each flagged",
         record.len()
     );
 

@@ -64,6 +64,33 @@ async fn api(
     sequex_streams::api::request(client, api, &json!({})).await
 }
 
+/// Pulls up to `max` messages from a durable pull consumer within `secs` and acks each;
+/// how many came.
+async fn fetch_and_ack(
+    client: &async_nats::Client,
+    stream: &str,
+    consumer: &str,
+    max: usize,
+    secs: u64,
+) -> usize {
+    let js = async_nats::jetstream::new(client.clone());
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        js.get_consumer_from_stream(consumer, stream).await.unwrap();
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(Duration::from_secs(secs))
+        .messages()
+        .await
+        .unwrap();
+    let mut read = 0;
+    while let Some(m) = futures::StreamExt::next(&mut batch).await {
+        m.unwrap().ack().await.unwrap();
+        read += 1;
+    }
+    read
+}
+
 #[tokio::test]
 async fn each_user_may_do_its_job_and_nothing_else() {
     let server = server().await;
@@ -151,20 +178,8 @@ async fn each_user_may_do_its_job_and_nothing_else() {
         )
     });
     assert_eq!(&got.payload[..], b"t2");
-    let js = async_nats::jetstream::new(strategy.clone());
-    let consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream("TRADE_WORK_QUEUE", "TRADE")
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(10)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .unwrap();
-    let first = futures::StreamExt::next(&mut batch).await.unwrap().unwrap();
-    first.ack().await.unwrap();
+    let read = fetch_and_ack(&strategy, "TRADE", "TRADE_WORK_QUEUE", 10, 1).await;
+    assert!(read >= 1, "the work queue hands out a trade");
     strategy
         .publish("TRADE.trade.BTCUSDT", "spoof".into())
         .await
@@ -186,24 +201,10 @@ async fn each_user_may_do_its_job_and_nothing_else() {
         || async { common::stream_count(&admin, "RECORD").await >= 3 },
     )
     .await;
-    let js = async_nats::jetstream::new(recorder.clone());
-    let consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream("RECORD_CONSUMER", "RECORD")
-        .await
-        .unwrap();
-    let mut batch = consumer
-        .fetch()
-        .max_messages(3)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
-    let mut read = 0;
-    while let Some(m) = futures::StreamExt::next(&mut batch).await {
-        m.unwrap().ack().await.unwrap();
-        read += 1;
-    }
-    assert_eq!(read, 3);
+    assert_eq!(
+        fetch_and_ack(&recorder, "RECORD", "RECORD_CONSUMER", 3, 2).await,
+        3
+    );
     recorder
         .publish("TRADE.trade.BTCUSDT", "x".into())
         .await

@@ -27,20 +27,7 @@ fn usdm(limit: usize) -> (Vec<CapturedFrame>, Vec<(String, String)>) {
             f
         })
         .collect();
-    let expected = frames
-        .iter()
-        .map(|f| {
-            let channel = if f.stream() == Some("btcusdt@trade") {
-                "trade"
-            } else {
-                "depth"
-            };
-            (
-                format!("TRADE.{channel}.binance-usdm.BTCUSDT"),
-                f.data().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let expected = common::published_as(&frames, "TRADE.{channel}.binance-usdm.BTCUSDT");
     (frames, expected)
 }
 

@@ -1,6 +1,7 @@
 //! The real Binance captures in `shared/fixtures/binance/`: one frame a line,
 //! `<receive ns> <frame text>`, gzip.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
@@ -56,36 +57,13 @@ impl CapturedFrame {
 
     /// An OKX data frame's events, each byte for byte: what the daemon publishes.
     pub fn okx_events(&self) -> Vec<&str> {
-        let Some(start) = self.text.find(r#""data":["#) else {
-            return Vec::new();
+        use serde_json::value::RawValue;
+        let events = || -> Option<Vec<&str>> {
+            let frame: HashMap<&str, &RawValue> = serde_json::from_str(&self.text).ok()?;
+            let events: Vec<&RawValue> = serde_json::from_str(frame.get("data")?.get()).ok()?;
+            Some(events.into_iter().map(RawValue::get).collect())
         };
-        let bytes = self.text.as_bytes();
-        let (mut events, mut depth, mut in_string, mut from) = (Vec::new(), 0, false, 0);
-        let mut i = start + 8;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\\' if in_string => i += 1,
-                b'"' => in_string = !in_string,
-                b'{' | b'[' if !in_string => {
-                    if depth == 0 {
-                        from = i;
-                    }
-                    depth += 1;
-                }
-                b'}' | b']' if !in_string => {
-                    if depth == 0 {
-                        break;
-                    }
-                    depth -= 1;
-                    if depth == 0 {
-                        events.push(&self.text[from..=i]);
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        events
+        events().unwrap_or_default()
     }
 
     /// The `data` object, byte for byte: what the daemon publishes.
@@ -141,7 +119,7 @@ pub fn load_file(path: &std::path::Path) -> Result<Vec<CapturedFrame>, Error> {
 /// OKX sends them today: a snapshot has `prevSeqId` -1, each update names the `seqId`
 /// before it, and ids rise by uneven steps (live ids moved by 7 to 93).
 pub fn okx_with_seq_ids(frames: &[CapturedFrame]) -> Vec<CapturedFrame> {
-    let mut last: std::collections::HashMap<String, u64> = Default::default();
+    let mut last: HashMap<String, u64> = Default::default();
     frames
         .iter()
         .map(|frame| {

@@ -3,20 +3,16 @@
 
 use std::path::Path;
 
-use sequex_subjects::Consumer;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Error;
 
-/// The stream files, in creation order (RECORD sources TRADE).
-pub const STREAM_FILES: [&str; 2] = ["stream_trade.json", "stream_record.json"];
+pub use sequex_streams::CONSUMER_FILES;
 
-/// The consumer files, with the consumer each defines (its stream is the `STREAM` of
-/// `nats consumer add`).
-pub const CONSUMER_FILES: [(Consumer, &str); 3] = [
-    (Consumer::TradePubsub, "consumer_trade_pubsub.json"),
-    (Consumer::TradeWorkQueue, "consumer_trade_work_queue.json"),
-    (Consumer::Record, "consumer_record.json"),
+/// The stream files, in creation order (RECORD sources TRADE): `sequex-streams`' list.
+pub const STREAM_FILES: [&str; 2] = [
+    sequex_streams::STREAM_FILES[0].1,
+    sequex_streams::STREAM_FILES[1].1,
 ];
 
 /// Creates every stream, then every consumer, from the files in `dir`.
@@ -52,10 +48,9 @@ pub async fn stream_request(
     verb: &str,
     config: &Value,
 ) -> Result<Value, Error> {
-    let name = config["name"]
-        .as_str()
-        .ok_or_else(|| Error::Api(format!("stream config without \"name\": {config}")))?;
-    api(client, &format!("$JS.API.STREAM.{verb}.{name}"), config).await
+    sequex_streams::api::put_stream(client, verb, config)
+        .await
+        .map_err(api_error)
 }
 
 /// `nats consumer add STREAM --config FILE`: returns the server's consumer info.
@@ -64,27 +59,24 @@ pub async fn add_consumer(
     stream: &str,
     file: &Path,
 ) -> Result<Value, Error> {
-    let config = read_json(file)?;
-    let name = config["durable_name"]
-        .as_str()
-        .ok_or_else(|| Error::Api(format!("{}: no \"durable_name\"", file.display())))?;
-    let request = json!({ "stream_name": stream, "config": config });
-    api(
-        client,
-        &format!("$JS.API.CONSUMER.CREATE.{stream}.{name}"),
-        &request,
-    )
-    .await
+    sequex_streams::api::put_consumer(client, stream, &read_json(file)?)
+        .await
+        .map_err(api_error)
 }
 
 /// `nats stream rm NAME -f`.
 pub async fn delete_stream(client: &async_nats::Client, name: &str) -> Result<Value, Error> {
-    api(client, &format!("$JS.API.STREAM.DELETE.{name}"), &json!({})).await
+    sequex_streams::api::delete_stream(client, name)
+        .await
+        .map_err(api_error)
 }
 
 /// `nats stream info NAME --json`.
 pub async fn stream_info(client: &async_nats::Client, name: &str) -> Result<Value, Error> {
-    api(client, &format!("$JS.API.STREAM.INFO.{name}"), &json!({})).await
+    sequex_streams::api::stream_info(client, name)
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| Error::Api(format!("stream {name} not found")))
 }
 
 /// Reads a JSON file.
@@ -94,9 +86,6 @@ pub fn read_json(file: &Path) -> Result<Value, Error> {
     serde_json::from_str(&text).map_err(|e| Error::Api(format!("{}: {e}", file.display())))
 }
 
-async fn api(client: &async_nats::Client, subject: &str, body: &Value) -> Result<Value, Error> {
-    let api = subject.strip_prefix("$JS.API.").unwrap_or(subject);
-    sequex_streams::api::request(client, api, body)
-        .await
-        .map_err(|e| Error::Api(e.to_string()))
+fn api_error(error: sequex_streams::api::ApiError) -> Error {
+    Error::Api(error.to_string())
 }

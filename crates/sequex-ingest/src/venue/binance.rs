@@ -219,8 +219,7 @@ pub(super) fn fields_in_any_layout(
             let [e, time, id] = json::members(
                 payload,
                 [wire::EVENT_TYPE, wire::EVENT_TIME, wire::TRADE_ID],
-            )
-            .map_err(scan_error)?;
+            )?;
             if e != Some(wire::EVENT_TRADE) {
                 return Err(FrameError::UnexpectedEvent);
             }
@@ -246,8 +245,7 @@ pub(super) fn fields_in_any_layout(
                     json::members(payload, [keys[0], keys[1], keys[2], keys[3]])
                         .map(|[e, t, f, l]| [e, t, f, l, None])
                 }
-            }
-            .map_err(scan_error)?;
+            }?;
             if e != Some(wire::EVENT_DEPTH) {
                 return Err(FrameError::UnexpectedEvent);
             }
@@ -345,7 +343,7 @@ fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
             }
             Ok(Frame::Data {
                 stream: name,
-                payload: offset_in(frame, data)..offset_in(frame, data) + data.len(),
+                payload: json::range_in(frame, data),
             })
         }
         Ok([_, _, Some(e), _]) if e == wire::EVENT_SERVER_SHUTDOWN => Ok(Frame::ServerShutdown),
@@ -356,18 +354,6 @@ fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
             Err(FrameError::Malformed("invalid JSON in the envelope"))
         }
         Err(ScanError::Unexpected) => Err(FrameError::Malformed("not a combined-stream envelope")),
-    }
-}
-
-/// Where `part`, a sub-slice of `whole`, starts in it.
-fn offset_in(whole: &[u8], part: &[u8]) -> usize {
-    part.as_ptr() as usize - whole.as_ptr() as usize
-}
-
-fn scan_error(e: ScanError) -> FrameError {
-    match e {
-        ScanError::Truncated => FrameError::Truncated,
-        ScanError::Unexpected => FrameError::Malformed("invalid JSON in the event"),
     }
 }
 

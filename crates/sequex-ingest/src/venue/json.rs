@@ -57,6 +57,13 @@ pub(crate) fn members<'a, const N: usize>(
     }
 }
 
+/// Where `part`, a slice `members` or `element` returned from `whole`, lies in it: the
+/// range to slice a payload out of the frame without copying.
+pub(crate) fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
 /// The next element of an array: `pos` is just past its `[` or a previous element.
 /// Returns the element's range and where to look for the one after it, or `None` at the
 /// array's `]`.

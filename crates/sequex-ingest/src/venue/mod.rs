@@ -181,6 +181,15 @@ impl FrameError {
     }
 }
 
+impl From<json::ScanError> for FrameError {
+    fn from(error: json::ScanError) -> Self {
+        match error {
+            json::ScanError::Truncated => FrameError::Truncated,
+            json::ScanError::Unexpected => FrameError::Malformed("invalid JSON in the event"),
+        }
+    }
+}
+
 /// An exchange's market-data websocket.
 pub trait Venue: Send + Sync + 'static {
     /// The venue, as the subjects know it.

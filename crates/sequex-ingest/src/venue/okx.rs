@@ -28,7 +28,7 @@ use bytes::Bytes;
 use memchr::memmem;
 use sequex_subjects::{Channel, Symbol};
 
-use super::json::{self, ScanError};
+use super::json;
 use super::{DepthSpeed, Fields, Frame, FrameError, Ids, RestTrades, Venue};
 
 /// Wire constants.
@@ -220,34 +220,18 @@ fn classify_other(frame: &[u8]) -> Result<Frame<'_>, FrameError> {
         return Ok(Frame::ControlReply);
     }
     let [arg, data, event, code] =
-        json::members(frame, [wire::ARG, wire::DATA, wire::EVENT, wire::CODE])
-            .map_err(scan_error)?;
+        json::members(frame, [wire::ARG, wire::DATA, wire::EVENT, wire::CODE])?;
     match (event, data, arg) {
         (Some(e), _, _) if e == wire::EVENT_NOTICE && code == Some(wire::CODE_UPGRADE) => {
             Ok(Frame::ServerShutdown)
         }
         (Some(e), _, _) if e == wire::EVENT_ERROR => Err(FrameError::Rejected),
         (Some(_), _, _) => Ok(Frame::ControlReply),
-        (None, Some(data), Some(arg)) if data.first() == Some(&b'[') => {
-            let start = offset_in(frame, data);
-            Ok(Frame::Data {
-                stream: arg,
-                payload: start..start + data.len(),
-            })
-        }
+        (None, Some(data), Some(arg)) if data.first() == Some(&b'[') => Ok(Frame::Data {
+            stream: arg,
+            payload: json::range_in(frame, data),
+        }),
         _ => Err(FrameError::Malformed("neither a data frame nor an event")),
-    }
-}
-
-/// Where `part`, a slice of `whole`, starts in it.
-fn offset_in(whole: &[u8], part: &[u8]) -> usize {
-    part.as_ptr() as usize - whole.as_ptr() as usize
-}
-
-fn scan_error(error: ScanError) -> FrameError {
-    match error {
-        ScanError::Truncated => FrameError::Truncated,
-        ScanError::Unexpected => FrameError::Malformed("not a JSON object"),
     }
 }
 
@@ -260,8 +244,7 @@ fn quoted_u64(value: Option<&[u8]>, key: &'static str) -> Result<u64, FrameError
 }
 
 fn trade_fields(event: &[u8]) -> Result<Fields, FrameError> {
-    let [id, ts, count] =
-        json::members(event, [wire::TRADE_ID, wire::TS, wire::COUNT]).map_err(scan_error)?;
+    let [id, ts, count] = json::members(event, [wire::TRADE_ID, wire::TS, wire::COUNT])?;
     let last = quoted_u64(id, "tradeId")?;
     let event_time_ms = quoted_u64(ts, "ts")?;
     let ids = match count {
@@ -302,8 +285,7 @@ fn book_fields_from_tail(event: &[u8]) -> Option<Fields> {
 #[cold]
 #[inline(never)]
 fn book_fields(event: &[u8]) -> Result<Fields, FrameError> {
-    let [seq, prev, ts] =
-        json::members(event, [wire::SEQ_ID, wire::PREV_SEQ_ID, wire::TS]).map_err(scan_error)?;
+    let [seq, prev, ts] = json::members(event, [wire::SEQ_ID, wire::PREV_SEQ_ID, wire::TS])?;
     let seq = seq
         .and_then(json::parse_u64)
         .ok_or(FrameError::BadField("seqId"))?;

@@ -74,27 +74,32 @@ pub async fn stream_count(client: &async_nats::Client, stream: &str) -> u64 {
 
 /// Whether RECORD's last message is TRADE's last (RECORD has copied all there is).
 pub async fn record_caught_up(client: &async_nats::Client) -> bool {
-    let last = |stream| async move {
-        provision::stream_info(client, stream)
-            .await
-            .ok()
-            .and_then(|i| i["state"]["last_seq"].as_u64())
-    };
-    let (Some(trade), Some(record)) = (last("TRADE").await, last("RECORD").await) else {
+    let info = |stream| provision::stream_info(client, stream);
+    let (Ok(trade), Ok(record)) = (info("TRADE").await, info("RECORD").await) else {
         return false;
     };
-    let js = async_nats::jetstream::new(client.clone());
-    let Ok(stream) = js.get_stream_no_info("RECORD").await else {
-        return false;
-    };
-    let Ok(message) = stream.get_raw_message(record).await else {
-        return false;
-    };
-    message
-        .headers
-        .get(sequex_subjects::header::STREAM_SOURCE)
-        .and_then(|v| sequex_subjects::header::parse_stream_source(v.as_str()))
-        .is_some_and(|(_, seq)| seq == trade)
+    let sourced = sequex_streams::last_sourced(client, &record).await;
+    matches!(sourced, Ok(Some(seq)) if Some(seq) == trade["state"]["last_seq"].as_u64())
+}
+
+/// What each Binance frame must become: `(subject, its data object)`, the subject from
+/// `pattern` with `{channel}` set to the frame's channel.
+pub fn published_as(frames: &[CapturedFrame], pattern: &str) -> Vec<(String, String)> {
+    frames
+        .iter()
+        .map(|f| {
+            let stream = f.stream().expect("a combined-stream frame");
+            let channel = if stream.ends_with("@trade") {
+                "trade"
+            } else {
+                "depth"
+            };
+            (
+                pattern.replace("{channel}", channel),
+                f.data().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// The capture's trade and depth frames for BTCUSDT, in order, and what each must become.
@@ -105,20 +110,7 @@ pub fn btcusdt(limit: usize) -> (Vec<CapturedFrame>, Vec<(String, String)>) {
         .filter(|f| matches!(f.stream(), Some("btcusdt@trade" | "btcusdt@depth@100ms")))
         .take(limit)
         .collect();
-    let expected = frames
-        .iter()
-        .map(|f| {
-            let channel = if f.stream() == Some("btcusdt@trade") {
-                "trade"
-            } else {
-                "depth"
-            };
-            (
-                format!("TRADE.{channel}.BTCUSDT"),
-                f.data().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let expected = published_as(&frames, "TRADE.{channel}.BTCUSDT");
     (frames, expected)
 }
 
