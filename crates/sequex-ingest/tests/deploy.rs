@@ -172,9 +172,23 @@ fn every_systemd_unit_passes_systemd_analyze_verify() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Every instance the repository ships an environment file for, started with exactly its
+/// unit's command line and environment (only the addresses moved to this test's): each
+/// reaches ready against the fake exchange (OKX's by its subscribe protocol).
 #[tokio::test]
-async fn the_daemon_started_as_its_unit_says_reaches_ready() {
-    let unit = unit_for_this_build("sequex-ingest@.service").replace("%i", "binance-spot");
+async fn every_instance_started_as_its_unit_says_reaches_ready() {
+    let (server, _client) = bus().await;
+    let (frames, _) = btcusdt(300);
+    let fake = sequex_testkit::FakeBinance::start(frames.into())
+        .await
+        .unwrap();
+    for venue in ["binance-spot", "binance-usdm", "binance-coinm", "okx"] {
+        instance_reaches_ready(venue, &server.url(), &fake).await;
+    }
+}
+
+async fn instance_reaches_ready(venue: &str, nats: &str, fake: &sequex_testkit::FakeBinance) {
+    let unit = unit_for_this_build("sequex-ingest@.service").replace("%i", venue);
     let exec = unit
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
@@ -182,15 +196,11 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
     let mut words = exec.split_whitespace();
     let bin = words.next().unwrap().to_string();
     let args: Vec<&str> = words.collect();
-    let env_file =
-        std::fs::read_to_string(workspace_root().join("deploy/systemd/ingest-binance-spot.env"))
-            .unwrap();
-    let (server, _client) = bus().await;
-    let (frames, _) = btcusdt(300);
-    let fake = sequex_testkit::FakeBinance::start(frames.into())
-        .await
-        .unwrap();
-    let (ws, rest, nats) = (fake.url(), fake.rest_url(), server.url());
+    let env_file = std::fs::read_to_string(
+        workspace_root().join(format!("deploy/systemd/ingest-{venue}.env")),
+    )
+    .unwrap();
+    let (ws, rest) = (fake.url(), fake.rest_url());
     // The environment file as systemd reads it; only the addresses change, to this test's.
     // The unit's own Environment= lines (the venue, from the instance name), then its file.
     let lines: Vec<&str> = unit
@@ -211,7 +221,7 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
         "the env file sets the symbols"
     );
     for (k, v) in [
-        ("NATS_URL", nats.as_str()),
+        ("NATS_URL", nats),
         ("SEQUEX_WS_URL", &ws),
         ("SEQUEX_REST_URL", &rest),
     ] {
@@ -221,7 +231,14 @@ async fn the_daemon_started_as_its_unit_says_reaches_ready() {
     env.retain(|(k, _)| k != "SEQUEX_METRICS_ADDR");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let daemon = sequex_testkit::Daemon::start_with_env(std::path::Path::new(&bin), &args, &env);
-    eventually(Duration::from_secs(30), "ready", || daemon.ready()).await;
+    eventually(Duration::from_secs(30), &format!("{venue} ready"), || {
+        daemon.ready()
+    })
+    .await;
+    assert!(
+        daemon.logs().contains(&format!(r#""venue":"{venue}""#)),
+        "the instance name is the venue"
+    );
     // The image's HEALTHCHECK: `sequex-ingest healthcheck` asks /readyz.
     let probe = |addr: &str| {
         Command::new(env!("CARGO_BIN_EXE_sequex-ingest"))
